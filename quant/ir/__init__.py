@@ -1,0 +1,24 @@
+"""The integer model: the contract between training, hardware and simulation.
+
+Imports numpy only (never torch). See DESIGN.md for the semantics; the
+reference interpreter that defines them is :mod:`sim.reference`.
+"""
+
+from .errors import ModelError
+from .tensor import TensorType, signed_width, unsigned_width
+from .weights import CodebookWeights, PotWeights, UniformWeights
+from .operator import Input, Operator, OPERATOR_TYPES
+from .layers import Conv2d, Linear
+from .pooling import AvgPool2d, GlobalAvgPool, MaxPool2d
+from .elementwise import Add, Flatten
+from .requantize import MultiplyShift, Requantize, Thresholds
+from .model import IntegerModel
+from .sizing import accumulator_bounds, accumulator_width, worst_case_accumulator_width
+
+__all__ = [
+    "ModelError", "TensorType", "signed_width", "unsigned_width",
+    "UniformWeights", "PotWeights", "CodebookWeights",
+    "Operator", "Input", "Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "GlobalAvgPool",
+    "Add", "Flatten", "Requantize", "Thresholds", "MultiplyShift", "OPERATOR_TYPES",
+    "IntegerModel", "accumulator_bounds", "accumulator_width", "worst_case_accumulator_width",
+]

@@ -1,0 +1,2 @@
+"""Simulation: the numpy reference interpreter that defines the integer model, and
+the backends that run built accelerators cycle-accurately against it."""
