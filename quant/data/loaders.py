@@ -10,8 +10,8 @@ __all__ = ["DataError", "FASHION_MNIST_DIRS", "load_dataset", "load_digits",
            "load_fashion_mnist", "load_idx", "load_npz", "quantize_images"]
 
 # Where Debian's `dataset-fashion-mnist` package puts the idx files; checked in order.
-FASHION_MNIST_DIRS = ("/usr/share/dataset-fashion-mnist", "/usr/share/fashion-mnist",
-                      "/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist", "/usr/share/dataset-fashion-mnist",
+                      "/usr/share/fashion-mnist")
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
