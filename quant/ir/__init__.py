@@ -22,3 +22,7 @@ __all__ = [
     "Add", "Flatten", "Requantize", "Thresholds", "MultiplyShift", "OPERATOR_TYPES",
     "IntegerModel", "accumulator_bounds", "accumulator_width", "worst_case_accumulator_width",
 ]
+
+from .bundle import FORMAT_VERSION, load_model, save_model  # noqa: E402
+
+__all__ += ["FORMAT_VERSION", "load_model", "save_model"]

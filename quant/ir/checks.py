@@ -88,11 +88,21 @@ def require_scale(value, where, field="scale"):
     """A float scale (or per-channel list of them): finite and positive, or None."""
     if value is None:
         return None
-    if isinstance(value, (list, tuple, np.ndarray)):
-        values = [require_scale(v, where, field) for v in np.asarray(value, dtype=object).ravel()]
+    if isinstance(value, np.ndarray):
+        if value.ndim > 1:
+            raise ModelError(where, field, f"must be a number or a list of numbers, not an array "
+                                           f"of shape {value.shape}")
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        # A flat list only: nested lists used to be flattened silently.
+        values = tuple(_require_one_scale(v, where, field) for v in value)
         if not values:
             raise ModelError(where, field, "must not be an empty list")
-        return tuple(values)
+        return values
+    return _require_one_scale(value, where, field)
+
+
+def _require_one_scale(value, where, field):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ModelError(where, field, f"must be a number, not {value!r}")
     value = float(value)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .checks import get_field, require_int, require_int_array, require_pair
+from .checks import get_field, require_bool, require_int, require_int_array, require_pair
 from .errors import ModelError
 from .operator import (Operator, common_fields, output_size, register, require_activation_width,
                        require_feature_map)
@@ -31,6 +31,8 @@ class _WeightedLayer(Operator):
             raise ModelError(self.name, "weights",
                              f"{self.op_type} weights need {self.weight_ndim} dimensions, "
                              f"not shape {weights.shape}")
+        if 0 in weights.shape:
+            raise ModelError(self.name, "weights", f"must not be empty, shape {weights.shape}")
         self._weights = weights
         if bias is not None:
             bias = require_int_array(bias, self.name, "bias", shape=(weights.shape[0],),
@@ -82,8 +84,9 @@ class _WeightedLayer(Operator):
         weight_arrays = {key[len("weights."):]: value for key, value in arrays.items()
                          if key.startswith("weights.")}
         weights = weights_from_manifest(get_field(fields, "weights", name), weight_arrays, name)
-        bias = arrays.get("bias") if get_field(fields, "has_bias", name) else None
-        if get_field(fields, "has_bias", name) and bias is None:
+        has_bias = require_bool(get_field(fields, "has_bias", name), name, "has_bias")
+        bias = arrays.get("bias") if has_bias else None
+        if has_bias and bias is None:
             raise ModelError(name, "bias", "is declared but its array is missing")
         return weights, bias
 

@@ -52,7 +52,18 @@ class IntegerModel:
                     why = ("which comes later (operators must be in topological order, "
                            "and a graph with a cycle has none)") if later else "which does not exist"
                     raise ModelError(op.name, "inputs", f"refers to {input_name!r}, {why}")
-            self._types[op.name] = op.infer([self._types[i] for i in op.inputs])
+            try:
+                self._types[op.name] = op.infer([self._types[i] for i in op.inputs])
+            except ModelError as error:
+                # TensorType cannot know which operator it is built for.
+                if error.where != "tensor":
+                    raise
+                raise ModelError(op.name, f"output {error.field}", error.problem) from None
+            channels = self._types[op.name].channels
+            if isinstance(op.scale, tuple) and len(op.scale) not in (1, channels):
+                raise ModelError(op.name, "scale",
+                                 f"has {len(op.scale)} per-channel entries, but the output has "
+                                 f"{channels} channels")
             self._by_name[op.name] = op
         if not self.inputs:
             raise ModelError("model", "ops", "has no input operator")
@@ -61,14 +72,14 @@ class IntegerModel:
         if isinstance(outputs, str) or not isinstance(outputs, (list, tuple)) or not outputs:
             raise ModelError("model", "outputs", f"must be a non-empty list of names, not {outputs!r}")
         for output in outputs:
-            if output not in self._by_name:
+            if not isinstance(output, str) or output not in self._by_name:
                 raise ModelError("model", "outputs", f"names {output!r}, which is not an operator")
         self._outputs = tuple(outputs)
         if metadata is None:
             metadata = {}
         try:
             self._metadata = json.loads(json.dumps(metadata, allow_nan=False))
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, RecursionError) as error:
             raise ModelError("model", "metadata", f"must be plain JSON ({error})") from None
         if not isinstance(self._metadata, dict):
             raise ModelError("model", "metadata", "must be a JSON object")

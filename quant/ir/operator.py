@@ -123,7 +123,9 @@ class Input(Operator):
 
     @classmethod
     def from_manifest(cls, fields, arrays):
-        name, _, scale = _common(fields)
+        name, inputs, scale = _common(fields)
+        if inputs != []:
+            raise ModelError(name, "inputs", f"input takes no inputs, not {inputs!r}")
         return cls(name, get_field(fields, "shape", name), get_field(fields, "bits", name),
                    get_field(fields, "signed", name), scale)
 

@@ -165,7 +165,7 @@ _METHODS = {cls.method: cls for cls in (Thresholds, MultiplyShift)}
 
 def method_from_manifest(fields, arrays, where):
     method = get_field(fields, "method", where)
-    if method not in _METHODS:
+    if not isinstance(method, str) or method not in _METHODS:
         raise ModelError(where, "method",
                          f"unknown requantize method {method!r}; expected one of {sorted(_METHODS)}")
     return _METHODS[method].from_manifest(fields, arrays, where)

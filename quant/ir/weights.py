@@ -19,6 +19,14 @@ MAX_POT_EXPONENT = 30
 MAX_CODEBOOK_MAGNITUDE = 1 << 24
 
 
+def _get(mapping, key, where):
+    """A weight field or array; errors name it ``weights.<key>`` like the validators do."""
+    try:
+        return get_field(mapping, key, where)
+    except ModelError as error:
+        raise ModelError(where, f"weights.{key}", error.problem) from None
+
+
 class UniformWeights:
     """Symmetric uniform codes: value = code, code in [-(2^(b-1)-1), 2^(b-1)-1].
 
@@ -59,7 +67,7 @@ class UniformWeights:
 
     @classmethod
     def from_manifest(cls, fields, arrays, where):
-        return cls(get_field(arrays, "codes", where), get_field(fields, "bits", where),
+        return cls(_get(arrays, "codes", where), _get(fields, "bits", where),
                    where=where)
 
 
@@ -187,10 +195,10 @@ class PotWeights:
 
     @classmethod
     def from_manifest(cls, fields, arrays, where):
-        return cls(get_field(arrays, "sign", where), get_field(arrays, "exponent", where),
-                   get_field(arrays, "zero", where), get_field(fields, "bits", where),
-                   get_field(fields, "exponent_range_positive", where),
-                   get_field(fields, "exponent_range_negative", where), where=where)
+        return cls(_get(arrays, "sign", where), _get(arrays, "exponent", where),
+                   _get(arrays, "zero", where), _get(fields, "bits", where),
+                   _get(fields, "exponent_range_positive", where),
+                   _get(fields, "exponent_range_negative", where), where=where)
 
 
 class CodebookWeights:
@@ -263,8 +271,8 @@ class CodebookWeights:
 
     @classmethod
     def from_manifest(cls, fields, arrays, where):
-        return cls(get_field(arrays, "indices", where), get_field(arrays, "codebook", where),
-                   get_field(fields, "bits", where), where=where)
+        return cls(_get(arrays, "indices", where), _get(arrays, "codebook", where),
+                   _get(fields, "bits", where), where=where)
 
 
 WEIGHT_KINDS = {cls.kind: cls for cls in (UniformWeights, PotWeights, CodebookWeights)}
@@ -275,7 +283,7 @@ def weights_from_manifest(fields, arrays, where):
     if not isinstance(fields, dict):
         raise ModelError(where, "weights", f"must be an object, not {fields!r}")
     kind = fields.get("kind")
-    if kind not in WEIGHT_KINDS:
+    if not isinstance(kind, str) or kind not in WEIGHT_KINDS:
         raise ModelError(where, "weights.kind",
                          f"unknown weight kind {kind!r}; expected one of {sorted(WEIGHT_KINDS)}")
     return WEIGHT_KINDS[kind].from_manifest(fields, arrays, where)

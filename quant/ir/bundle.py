@@ -1,0 +1,560 @@
+"""The integer-model file: one zip archive holding a JSON manifest and .npy arrays.
+
+Layout of a ``.qnn`` file (the extension is a convention, not checked)::
+
+    manifest.json                  format, version, name, metadata, outputs, ops, tensors
+    arrays/<op name>/<key>.npy     one integer array per file (np.save, no pickle)
+
+Every op entry of the manifest is the op's ``to_manifest()`` fields plus an
+``"arrays"`` object mapping each array key to ``{"file", "dtype", "shape"}``.
+``"tensors"`` records the inferred type of every tensor; it is informative, but
+a loaded file must agree with it, which catches a file edited inconsistently.
+
+Loading treats the file as untrusted input: every malformed, truncated,
+corrupted or oversized file gives one :class:`ModelError` whose message starts
+with the file name and names the operator and field, never an exception from
+deep inside zipfile, json or numpy. Sizes are checked from the zip headers
+before anything is decompressed, and each read is bounded, so a zip bomb costs
+nothing. Arrays are parsed from their .npy header without ever unpickling.
+
+Versions: ``FORMAT_VERSION`` is what this code writes. A file of an older
+version is upgraded on load by the functions in ``MIGRATIONS`` (``n`` ->
+``n + 1``, applied in order) before it is read; a newer file is refused with a
+request to upgrade qaccel.
+"""
+
+import io
+import json
+import math
+import os
+import struct
+import tempfile
+import zipfile
+import zlib
+
+import numpy as np
+import numpy.lib.format as npy_format
+
+from .checks import MAX_ELEMENTS, require_name
+from .errors import ModelError
+from .model import IntegerModel
+from .operator import OPERATOR_TYPES
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "MIGRATIONS", "save_model", "load_model", "read_bundle",
+           "MAX_ENTRIES", "MAX_MANIFEST_BYTES", "MAX_TOTAL_BYTES"]
+
+FORMAT = "qaccel-integer-model"
+FORMAT_VERSION = 1
+
+# Migration point: MIGRATIONS[n] takes a version-n manifest (a dict, already
+# parsed) and returns the equivalent version n+1 manifest. Register one here
+# whenever FORMAT_VERSION is increased; arrays are addressed by the manifest,
+# so a migration can rename or re-describe them without touching the zip.
+MIGRATIONS = {}
+
+# Limits far above any real model; they turn a hostile or corrupted file into
+# an error before it allocates memory.
+MAX_ENTRIES = 10_000
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_TOTAL_BYTES = 2 << 30
+
+MANIFEST_NAME = "manifest.json"
+_ZIP_MAGIC = b"PK\x03\x04"
+_ALLOWED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+# Arrays hold integer codes only; bool is the PoT zero flag.
+_ARRAY_DTYPES = ("bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
+_MANIFEST_KEYS = ("format", "version", "name", "metadata", "outputs", "ops", "tensors")
+# Exceptions that the standard library and numpy raise for malformed data.
+_DATA_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError,
+                OSError, ValueError, TypeError, KeyError, IndexError, OverflowError,
+                NotImplementedError, RuntimeError, UnicodeError, MemoryError, AttributeError,
+                ZeroDivisionError, SyntaxError)
+_MAX_PROBLEM = 400
+
+
+class _FileError(Exception):
+    """Internal: a problem found while reading, before the file name is attached."""
+
+    def __init__(self, where, field, problem):
+        super().__init__(where, field, problem)
+        self.where, self.field, self.problem = where, field, problem
+
+
+def _file_model_error(path, where, field, problem):
+    """A ModelError whose message starts with the file name.
+
+    ``where`` and ``field`` keep their plain meaning (the operator and field);
+    the file name is added to the message and kept in ``error.file``.
+    """
+    # Names and paths come from the file itself: keep the message one short line.
+    where, field, problem = (_shorten(str(text), limit) for text, limit in
+                             ((where, 140), (field, 140), (problem, _MAX_PROBLEM)))
+    error = ModelError(where, field, problem)
+    error.file = os.fspath(path)
+    error.args = (f"{error.file}: {error.args[0]}",)
+    return error
+
+
+def _shorten(text, limit):
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _describe(error):
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+# -- saving --------------------------------------------------------------------------------------
+
+def _manifest_for(model):
+    """The manifest dict and the {file: array} contents of a model's bundle."""
+    ops, files = [], {}
+    for op in model.ops:
+        fields, arrays = op.to_manifest()
+        if "arrays" in fields:
+            raise AssertionError(f"operator field name 'arrays' is reserved ({op.name})")
+        described = {}
+        for key, array in arrays.items():
+            array = np.asarray(array)
+            file = f"arrays/{op.name}/{key}.npy"
+            files[file] = array
+            described[key] = {"file": file, "dtype": array.dtype.name, "shape": list(array.shape)}
+        ops.append({**fields, "arrays": described})
+    tensors = {name: {"shape": list(t.shape), "bits": t.bits, "signed": t.signed}
+               for name, t in model.types.items()}
+    manifest = {"format": FORMAT, "version": FORMAT_VERSION, "name": model.name,
+                "metadata": model.metadata, "outputs": list(model.outputs), "ops": ops,
+                "tensors": tensors}
+    return manifest, files
+
+
+def _file_mode(path):
+    """Keep the mode of the file being replaced; otherwise honour the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def save_model(model, path):
+    """Write ``model`` to ``path`` as one zip file (see the module docstring).
+
+    The file is written under a temporary name in the same directory and then
+    renamed over ``path``, so a save that fails midway (full disk, an
+    exception) leaves any previous file intact and no temporary file behind.
+
+    Parameters
+    ----------
+    model : IntegerModel
+    path : str or os.PathLike
+        Conventionally ending in ``.qnn``.
+    """
+    if not isinstance(model, IntegerModel):
+        raise TypeError(f"Model must be an IntegerModel, not {type(model).__name__}")
+    path = os.fspath(path)
+    manifest, files = _manifest_for(model)
+    manifest_bytes = json.dumps(manifest, indent=1, allow_nan=False).encode("utf-8")
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
+                                         suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                archive.writestr(MANIFEST_NAME, manifest_bytes)
+                for file, array in files.items():
+                    buffer = io.BytesIO()
+                    np.save(buffer, array, allow_pickle=False)
+                    archive.writestr(file, buffer.getvalue())
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, _file_mode(path))
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+def _open_archive(stream):
+    head = stream.read(len(_ZIP_MAGIC))
+    stream.seek(0)
+    if not head:
+        raise _FileError("file", "zip", "is empty (0 bytes); not a qaccel model file")
+    try:
+        archive = zipfile.ZipFile(stream)
+    except _DATA_ERRORS as error:
+        if head == _ZIP_MAGIC[:len(head)]:
+            raise _FileError("file", "zip", f"is a truncated or damaged zip archive "
+                                            f"({_describe(error)})") from None
+        raise _FileError("file", "zip", "is not a qaccel model file (not a zip archive)") from None
+    return archive
+
+
+def _check_entries(archive):
+    """Check the zip's table of contents before decompressing anything."""
+    infos = archive.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise _FileError("file", "zip", f"has {len(infos)} entries, more than the limit "
+                                        f"{MAX_ENTRIES}")
+    entries, total = {}, 0
+    for info in infos:
+        if info.filename in entries:
+            raise _FileError("file", info.filename, "appears twice in the zip archive")
+        if info.flag_bits & 0x1:
+            raise _FileError("file", info.filename, "is encrypted; model files are never encrypted")
+        if info.compress_type not in _ALLOWED_COMPRESSION:
+            raise _FileError("file", info.filename,
+                             f"uses zip compression method {info.compress_type}; only stored "
+                             "and deflated entries are supported")
+        total += info.file_size
+        entries[info.filename] = info
+    if total > MAX_TOTAL_BYTES:
+        raise _FileError("file", "zip", f"unpacks to {total} bytes, more than the limit "
+                                        f"{MAX_TOTAL_BYTES} (a damaged file or a zip bomb)")
+    return entries
+
+
+def _read_entry(archive, info, limit, where, field):
+    """Read one entry completely, checking its CRC, never more than ``limit`` bytes."""
+    if info.file_size > limit:
+        raise _FileError(where, field, f"{info.filename} is {info.file_size} bytes, more than "
+                                       f"the limit {limit}")
+    try:
+        with archive.open(info) as entry:
+            data = entry.read(limit + 1)
+    except _DATA_ERRORS as error:
+        raise _FileError(where, field, f"{info.filename} is corrupted ({_describe(error)})") from None
+    if len(data) > limit:
+        raise _FileError(where, field, f"{info.filename} is larger than the limit {limit}")
+    return data
+
+
+def _reject_duplicate_keys(pairs):
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _find_non_finite(value, path=()):
+    """Path to the first NaN or infinity in parsed JSON, or None."""
+    stack = [(value, path)]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return path, value
+        if isinstance(value, dict):
+            stack.extend((v, path + (k,)) for k, v in reversed(list(value.items())))
+        elif isinstance(value, list):
+            stack.extend((v, path + (i,)) for i, v in reversed(list(enumerate(value))))
+    return None
+
+
+def _path_text(path):
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "manifest"
+
+
+def _op_where(entry, index):
+    """The operator's name when it has a valid one, else its position."""
+    name = entry.get("name") if isinstance(entry, dict) else None
+    try:
+        return require_name(name, "operator")
+    except ModelError:
+        return f"ops[{index}]"
+
+
+def _parse_manifest(data):
+    try:
+        text = data.decode("utf-8")
+        manifest = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except (UnicodeError, ValueError, RecursionError) as error:
+        raise _FileError("file", MANIFEST_NAME, f"is not valid JSON ({_describe(error)})") from None
+    if not isinstance(manifest, dict):
+        raise _FileError("file", MANIFEST_NAME,
+                         f"must hold a JSON object, not {type(manifest).__name__}")
+    if manifest.get("format") != FORMAT:
+        raise _FileError("file", "format", f"is {manifest.get('format')!r}, not {FORMAT!r}; "
+                                           "this is not a qaccel integer model")
+    return manifest
+
+
+def _reject_non_finite(manifest):
+    """Python's json accepts NaN and Infinity (and 1e999 becomes inf): refuse
+    them wherever they are, naming the operator and field they sit in."""
+    found = _find_non_finite(manifest)
+    if found is not None:
+        path, value = found
+        if len(path) >= 2 and path[0] == "ops" and isinstance(manifest.get("ops"), list):
+            where = _op_where(manifest["ops"][path[1]], path[1])
+            field = _path_text(path[2:]) if path[2:] else "entry"
+        else:
+            where, field = "manifest", _path_text(path)
+        raise _FileError(where, field, f"must be a finite number, not {value}")
+
+
+def _migrate(manifest):
+    """Bring a manifest of any supported version up to FORMAT_VERSION."""
+    version = manifest.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise _FileError("file", "version", f"must be a positive integer, not {version!r}")
+    if version > FORMAT_VERSION:
+        raise _FileError("file", "version",
+                         f"is {version}: the file was written by a newer qaccel, which this one "
+                         f"(format version {FORMAT_VERSION}) cannot read; upgrade qaccel")
+    while version < FORMAT_VERSION:
+        migration = MIGRATIONS.get(version)
+        if migration is None:
+            raise _FileError("file", "version",
+                             f"is {version}, and no migration to version {version + 1} exists")
+        try:
+            manifest = migration(manifest)
+        except _DATA_ERRORS + (RecursionError,) as error:
+            raise _FileError("file", "version", f"cannot upgrade version {version} to "
+                                                f"{version + 1} ({_describe(error)})") from None
+        if not isinstance(manifest, dict):
+            raise _FileError("file", "version", f"the migration from version {version} did "
+                                                "not return a manifest object")
+        version += 1
+        manifest["version"] = version
+    return manifest
+
+
+def _require_shape(value, where, field):
+    if not isinstance(value, list) or len(value) > 32 or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value):
+        raise _FileError(where, field, f"shape must be a list of at most 32 non-negative "
+                                       f"integers, not {value!r}")
+    if math.prod(value) > MAX_ELEMENTS:
+        raise _FileError(where, field, f"shape {value} has more than {MAX_ELEMENTS} elements")
+    return tuple(value)
+
+
+class _ArrayReader:
+    """Reads the .npy entries that op manifests describe, within a total budget."""
+
+    def __init__(self, archive, entries):
+        self._archive = archive
+        self._entries = entries
+        self._budget = MAX_TOTAL_BYTES
+
+    def read(self, description, where, field):
+        if not isinstance(description, dict):
+            raise _FileError(where, field, "array description must be an object with file, "
+                                           f"dtype and shape, not {description!r}")
+        file = description.get("file")
+        dtype_name = description.get("dtype")
+        if not isinstance(file, str):
+            raise _FileError(where, field, f"array file must be a string, not {file!r}")
+        if dtype_name not in _ARRAY_DTYPES:
+            raise _FileError(where, field, f"dtype must be one of {', '.join(_ARRAY_DTYPES)}, "
+                                           f"not {dtype_name!r}")
+        shape = _require_shape(description.get("shape"), where, field)
+        info = self._entries.get(file)
+        if info is None:
+            raise _FileError(where, field, f"array file {file} is missing from the archive")
+        dtype = np.dtype(dtype_name)
+        expected = math.prod(shape) * dtype.itemsize
+        if expected > self._budget:
+            raise _FileError(where, field, f"arrays total more than the limit {MAX_TOTAL_BYTES} "
+                                           "bytes")
+        # The header is small; anything beyond header + data is a damaged file.
+        if info.file_size > expected + 65536 + 16:
+            raise _FileError(where, field, f"{file} is {info.file_size} bytes, too large for "
+                                           f"shape {list(shape)} of {dtype_name}")
+        try:
+            with self._archive.open(info) as stream:
+                array = self._parse(stream, file, shape, dtype, expected, where, field)
+        except _FileError:
+            raise
+        except _DATA_ERRORS as error:
+            raise _FileError(where, field, f"{file} is corrupted ({_describe(error)})") from None
+        self._budget -= expected
+        return array
+
+    @staticmethod
+    def _parse(stream, file, shape, dtype, expected, where, field):
+        try:
+            version = npy_format.read_magic(stream)
+            if version == (1, 0):
+                header = npy_format.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                header = npy_format.read_array_header_2_0(stream)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+        except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+            raise _FileError(where, field, f"{file} is corrupted ({_describe(error)})") from None
+        except Exception as error:  # noqa: BLE001
+            # numpy parses the header with ast and tokenize, whose errors on
+            # malformed input are many (even tokenize.TokenError); all mean
+            # the same thing here.
+            raise _FileError(where, field, f"{file} is not a valid .npy array "
+                                           f"({_describe(error)})") from None
+        file_shape, fortran_order, file_dtype = header
+        if file_dtype.hasobject or file_dtype.kind not in "biu" or file_dtype.fields is not None \
+                or file_dtype.subdtype is not None:
+            raise _FileError(where, field, f"{file} holds {file_dtype} values; model arrays hold "
+                                           "integers only (never objects or pickles)")
+        if file_dtype.name != dtype.name:
+            raise _FileError(where, field, f"{file} holds {file_dtype.name}, but the manifest "
+                                           f"says {dtype.name}")
+        if tuple(file_shape) != shape:
+            raise _FileError(where, field, f"{file} has shape {list(file_shape)}, but the "
+                                           f"manifest says {list(shape)}")
+        data = stream.read(expected + 1)
+        if len(data) != expected:
+            found = f"{expected}+" if len(data) > expected else str(len(data))
+            raise _FileError(where, field, f"{file} holds {found} bytes of data; shape "
+                                           f"{list(shape)} of {dtype.name} needs {expected}")
+        array = np.frombuffer(data, dtype=file_dtype)
+        if file_dtype.kind == "b" and array.size and array.view(np.uint8).max() > 1:
+            raise _FileError(where, field, f"{file} holds a bool byte that is neither 0 nor 1")
+        return array.reshape(shape, order="F" if fortran_order else "C")
+
+
+def _build_op(entry, index, reader):
+    where = _op_where(entry, index)
+    if not isinstance(entry, dict):
+        raise _FileError(where, "ops", f"entry {index} must be an object, not "
+                                       f"{type(entry).__name__}")
+    op_type = entry.get("type")
+    if not isinstance(op_type, str) or op_type not in OPERATOR_TYPES:
+        raise _FileError(where, "type", f"unknown operator type {op_type!r}; expected one of "
+                                        f"{', '.join(sorted(OPERATOR_TYPES))}")
+    descriptions = entry.get("arrays", {})
+    if not isinstance(descriptions, dict):
+        raise _FileError(where, "arrays", f"must be an object, not {descriptions!r}")
+    arrays = {key: reader.read(description, where, key)
+              for key, description in descriptions.items()}
+    fields = {key: value for key, value in entry.items() if key != "arrays"}
+    cls = OPERATOR_TYPES[op_type]
+    try:
+        op = cls.from_manifest(fields, arrays)
+    except ModelError as error:
+        # Without a valid name the core can only say "operator" (or repeat the
+        # bad name): the position in the file says more.
+        if where != entry.get("name"):
+            raise _FileError(where, error.field, error.problem) from None
+        raise
+    except (_DATA_ERRORS + (RecursionError,)) as error:
+        # The core validates every field; reaching this is a bug there, but the
+        # user still gets an error that names the operator.
+        raise _FileError(where, "fields", f"malformed {op_type} entry ({_describe(error)})") from None
+    expected_fields, expected_arrays = op.to_manifest()
+    for key in fields:
+        if key not in expected_fields and key != "scale":
+            raise _FileError(where, key, f"is not a field of a {op_type} operator")
+    for key in arrays:
+        if key not in expected_arrays:
+            raise _FileError(where, key, f"is not an array of this {op_type} operator")
+    return op
+
+
+def _check_tensors(model, tensors):
+    if not isinstance(tensors, dict):
+        raise _FileError("manifest", "tensors", f"must be an object, not {type(tensors).__name__}")
+    types = model.types
+    for name in tensors:
+        if name not in types:
+            raise _FileError(name, "tensors", "is listed in the manifest but no operator "
+                                              "produces it")
+    for name, actual in types.items():
+        declared = tensors.get(name)
+        if declared is None:
+            raise _FileError(name, "tensors", "is missing from the manifest's tensor list")
+        expected = {"shape": list(actual.shape), "bits": actual.bits, "signed": actual.signed}
+        if not isinstance(declared, dict) or set(declared) != set(expected) or any(
+                type(declared[k]) is not type(v) or declared[k] != v for k, v in expected.items()):
+            raise _FileError(name, "tensors", f"the manifest says {declared!r}, but the model "
+                                              f"infers {expected}")
+
+
+def read_bundle(path):
+    """Load a model file and also return its manifest (as migrated) and original version.
+
+    Returns
+    -------
+    (model, manifest, version) : IntegerModel, dict, int
+        ``version`` is the format version the file was written in.
+
+    Raises
+    ------
+    ModelError
+        For any invalid content; the message starts with the file name.
+    OSError
+        When the file cannot be opened or read at all (missing, permissions).
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as stream:
+        try:
+            return _read(stream)
+        except _FileError as error:
+            raise _file_model_error(path, error.where, error.field, error.problem) from None
+        except ModelError as error:
+            raise _file_model_error(path, error.where, error.field, error.problem) from None
+
+
+def _read(stream):
+    archive = _open_archive(stream)
+    with archive:
+        entries = _check_entries(archive)
+        info = entries.get(MANIFEST_NAME)
+        if info is None:
+            raise _FileError("file", MANIFEST_NAME, "is missing; this is not a qaccel model file")
+        manifest = _parse_manifest(_read_entry(archive, info, MAX_MANIFEST_BYTES, "file",
+                                               MANIFEST_NAME))
+        version = manifest.get("version")
+        manifest = _migrate(manifest)
+        _reject_non_finite(manifest)
+        for key in _MANIFEST_KEYS:
+            if key not in manifest:
+                raise _FileError("manifest", key, "is missing")
+        ops = manifest["ops"]
+        if not isinstance(ops, list) or not ops:
+            raise _FileError("manifest", "ops", "must be a non-empty list of operators")
+        reader = _ArrayReader(archive, entries)
+        built = [_build_op(entry, index, reader) for index, entry in enumerate(ops)]
+    try:
+        model = IntegerModel(built, manifest["outputs"], name=manifest["name"],
+                             metadata=manifest["metadata"])
+    except ModelError:
+        raise
+    except (_DATA_ERRORS + (RecursionError,)) as error:
+        raise _FileError("model", "ops", f"is malformed ({_describe(error)})") from None
+    _check_tensors(model, manifest["tensors"])
+    return model, manifest, version
+
+
+def load_model(path):
+    """Read an integer model written by :func:`save_model`, validating everything.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    IntegerModel
+
+    Raises
+    ------
+    ModelError
+        For a file that is not a valid model file: not a zip, truncated or
+        corrupted, a bad or missing manifest, a newer format version, missing
+        or malformed arrays, or an inconsistent model. Exactly one error; its
+        message starts with the file name and names the operator and field.
+    OSError
+        When the file cannot be opened or read at all.
+    """
+    return read_bundle(path)[0]
