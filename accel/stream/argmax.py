@@ -1,0 +1,112 @@
+"""Arg-max over the final logits: the class, ties to the lowest class index."""
+
+import numpy as np
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .checks import require_int, require_shape
+from .layouts import class_shape, result_layout, word_layout
+
+__all__ = ["ArgMax"]
+
+
+class ArgMax(wiring.Component):
+    """Consume the ``classes`` logits of an image and emit its class (and the logits).
+
+    The logits arrive as words of ``lanes`` values in stream order; ``order[k]`` is
+    the class at stream position ``k`` (the builder may have reordered channels).
+    A candidate replaces the running best when its value is greater, or equal
+    with a lower class index -- exactly :func:`numpy.argmax` (and
+    :func:`sim.reference.classify`) whatever the stream order.
+
+    Parameters
+    ----------
+    shape : shape-castable
+        Shape of a logit.
+    classes, lanes : int
+    order : sequence of int, optional
+        Class at each stream position; by default ``range(classes)``.
+    logits : bool
+        Also output the logits, in class order.
+
+    Members
+    -------
+    i : ``In(stream.Signature(word_layout(shape, lanes)))``
+    o : ``Out(stream.Signature(result_layout(classes, shape if logits else None)))``
+    """
+
+    def __init__(self, shape, classes, lanes, order=None, logits=False):
+        self._shape = require_shape(shape, "Logit shape")
+        self._classes = require_int(classes, "Class count", 1)
+        self._lanes = require_int(lanes, "Lane count", 1)
+        if classes % lanes:
+            raise ValueError(f"Lane count must divide the class count {classes}, not {lanes}")
+        order = np.arange(classes) if order is None else np.asarray(order, dtype=np.int64)
+        if sorted(order.tolist()) != list(range(classes)):
+            raise ValueError(f"Order must be a permutation of range({classes})")
+        self._order = order
+        self._logits = bool(logits)
+        super().__init__({
+            "i": In(stream.Signature(word_layout(self._shape, lanes))),
+            "o": Out(stream.Signature(result_layout(classes, self._shape if logits else None))),
+        })
+
+    @property
+    def classes(self):
+        return self._classes
+
+    def elaborate(self, platform):
+        m = Module()
+        words = self._classes // self._lanes
+        cbits = class_shape(self._classes).width
+        index = Signal(range(words), name="index")
+        m.submodules.order = rom = memory.Memory(
+            shape=unsigned(cbits * self._lanes), depth=words,
+            init=[sum(int(self._order[w * self._lanes + j]) << (j * cbits)
+                      for j in range(self._lanes)) for w in range(words)])
+        read = rom.read_port(domain="comb")
+        m.d.comb += read.addr.eq(index)
+
+        take = Signal(name="take")
+        last = Signal(name="last")
+        m.d.comb += [
+            last.eq(index == words - 1),
+            self.i.ready.eq(~last | ~self.o.valid | self.o.ready),
+            take.eq(self.i.valid & self.i.ready),
+        ]
+        best = Signal(self._shape, name="best")
+        best_cls = Signal(unsigned(cbits), name="best_cls")
+        value, cls = best, best_cls
+        for lane in range(self._lanes):
+            candidate = self.i.payload[lane]
+            candidate_cls = read.data[lane * cbits:(lane + 1) * cbits]
+            wins = (candidate > value) | ((candidate == value) & (candidate_cls < cls))
+            if lane == 0:
+                wins = wins | (index == 0)
+            value = Mux(wins, candidate, value)
+            cls = Mux(wins, candidate_cls, cls)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(take):
+            m.d.sync += [best.eq(value), best_cls.eq(cls),
+                         index.eq(Mux(last, 0, index + 1))]
+            with m.If(last):
+                m.d.sync += [self.o.valid.eq(1), self.o.payload.cls.eq(cls)]
+        if self._logits:
+            held = [Signal(self._shape, name=f"logit_{k}") for k in range(self._classes)]
+            with m.If(take):
+                with m.Switch(index):
+                    for w in range(words):
+                        with m.Case(w):
+                            for j in range(self._lanes):
+                                m.d.sync += held[int(self._order[w * self._lanes + j])].eq(
+                                    self.i.payload[j])
+            # The last word goes straight to the output with the held ones.
+            with m.If(take & last):
+                for w in range(words):
+                    for j in range(self._lanes):
+                        k = int(self._order[w * self._lanes + j])
+                        source = self.i.payload[j] if w == words - 1 else held[k]
+                        m.d.sync += self.o.payload.logits[k].eq(source)
+        return m

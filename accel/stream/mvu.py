@@ -1,0 +1,359 @@
+"""Matrix-vector unit: PE x SIMD multiply units over a compressed weight schedule."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from accel.multiply import multiplier_for
+from accel.multiply.base import balanced_sum
+from accel.multiply.codebook import CodebookMultiplier
+from quant.ir.weights import UniformWeights
+
+from .checks import require_bool, require_int, require_shape
+from .layouts import value_shape, word_layout
+from .schedule import Schedule
+
+__all__ = ["MatrixVectorUnit"]
+
+
+class MatrixVectorUnit(wiring.Component):
+    """``acc = W x + bias`` for every input vector, folded onto ``pe`` x ``simd`` lanes.
+
+    An input vector arrives as ``in_words`` words of ``simd`` activations (for a
+    convolution: one window from a :class:`~accel.stream.window.SlidingWindow`)
+    and is written into one of two banks, so the next vector streams in while
+    the current one is computed. The :class:`~accel.stream.schedule.Schedule`
+    drives the computation: each cycle every PE reads the input word its entry
+    names (a PE-private read port when the entries differ between PEs, one
+    shared port for dense schedules), multiplies it lane by lane with the
+    entry's weight codes on the shared multiply units (:mod:`accel.multiply`,
+    the kind of the layer's weights), and adds the ``simd`` products to its
+    accumulator, which starts at the bias. At the end of each fold the ``pe``
+    accumulators leave as one output word, in the schedule's channel order.
+
+    Per vector the unit takes ``max(schedule.length, in_words)`` cycles; zero
+    words are never scheduled, so pruning shortens the schedule.
+
+    Pipeline: schedule read, input read, ``latency`` cycles of the multiply
+    units, accumulate. Every register advances together when the output
+    register is free (``~o.valid | o.ready``).
+
+    Schedule rows hold only what a counter cannot produce: for a *dense*
+    schedule (every PE reads input word ``t mod in_words`` at entry ``t``, all
+    entries active) the input index, the active flags and the first/last
+    marks come from a counter, and a row is just the ``pe x simd`` weight codes
+    (plus the channel numbers of per-channel codebooks), each at its code width.
+
+    With ``hard_multiplier=False``, uniform weights use a multiplier-free unit:
+    a :class:`~accel.multiply.codebook.CodebookMultiplier` whose codebook is the
+    two's-complement value of every ``b``-bit code, so the schedule's codes
+    (masked to ``b`` bits) are its indices -- a product table in LUTs at low
+    widths, where a DSP block would hold a 2 x 2-bit product.
+
+    Parameters
+    ----------
+    schedule : Schedule
+    weights : UniformWeights, PotWeights or CodebookWeights
+        The layer's weights: they pick the multiply unit (codes are in the schedule).
+    act_bits : int
+    act_signed : bool
+    acc_shape : shape-castable
+        Accumulator shape; the builder passes the exact width from
+        :func:`quant.ir.accumulator_bounds` (arithmetic wraps modulo the width,
+        so any order of partial sums gives the exact final value).
+    hard_multiplier : bool
+        Uniform weights on hard multipliers (DSP blocks); ignored for the other
+        kinds, which never use them.
+
+    Members
+    -------
+    i : ``In(stream.Signature(word_layout(act shape, schedule.simd)))``
+    o : ``Out(stream.Signature(word_layout(acc_shape, schedule.pe)))``
+    """
+
+    def __init__(self, schedule, weights, act_bits, act_signed, acc_shape, *,
+                 hard_multiplier=True):
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"Schedule must be a Schedule, not {schedule!r}")
+        self._schedule = schedule
+        self._weights = weights
+        self._act_bits = require_int(act_bits, "Activation width", 1, 32)
+        self._act_signed = require_bool(act_signed, "Activation signedness")
+        self._acc_shape = require_shape(acc_shape, "Accumulator shape")
+        if not self._acc_shape.signed:
+            raise ValueError(f"Accumulator shape must be signed, not {self._acc_shape}")
+        self._hard = require_bool(hard_multiplier, "Hard multiplier")
+        # A unit built only to read its ports and latency; never elaborated.
+        self._probe = self._unit()
+        self._probe._MustUse__silence = True
+        act_shape = value_shape(self._act_bits, self._act_signed)
+        super().__init__({
+            "i": In(stream.Signature(word_layout(act_shape, schedule.simd))),
+            "o": Out(stream.Signature(word_layout(self._acc_shape, schedule.pe))),
+        })
+
+    def _unit(self):
+        weights = self._weights
+        if isinstance(weights, UniformWeights) and not self._hard:
+            bits = weights.bits
+            table = tuple(k - (1 << bits) if k >> (bits - 1) else k for k in range(1 << bits))
+            return CodebookMultiplier(self._act_bits, self._act_signed, bits, table)
+        return multiplier_for(weights, self._act_bits, self._act_signed)
+
+    @property
+    def schedule(self):
+        return self._schedule
+
+    @property
+    def hard_multiplier(self):
+        return self._hard and isinstance(self._weights, UniformWeights)
+
+    @property
+    def pe(self):
+        return self._schedule.pe
+
+    @property
+    def simd(self):
+        return self._schedule.simd
+
+    @property
+    def acc_shape(self):
+        return self._acc_shape
+
+    @property
+    def multipliers(self):
+        """Multiply units instantiated (pe x simd)."""
+        return self._schedule.pe * self._schedule.simd
+
+    @property
+    def latency(self):
+        """Pipeline stages from a schedule entry's issue to its accumulation."""
+        return 2 + self._probe.latency
+
+    @property
+    def multiplier_kind(self):
+        return type(self._probe).__name__
+
+    @property
+    def per_channel(self):
+        return self._probe.channels is not None
+
+    @property
+    def dense(self):
+        """The schedule's control comes from a counter (see the class docstring)."""
+        return self._schedule.dense
+
+    def _fields(self):
+        """Bit widths of one PE's part of a schedule row: (index + active, channel, code).
+
+        A dense schedule stores no index and no active flag (0 bits)."""
+        s = self._schedule
+        index_bits = 0 if s.dense else max(1, ceil_log2(s.in_words))
+        code_bits = self._probe.w.shape().width
+        channel_bits = len(self._probe.channel) if self.per_channel else 0
+        return index_bits, channel_bits, code_bits
+
+    @property
+    def row_bits(self):
+        """Width of one schedule ROM row."""
+        s = self._schedule
+        index_bits, channel_bits, code_bits = self._fields()
+        control = 0 if s.dense else index_bits + 1
+        return s.pe * (control + channel_bits + s.simd * code_bits) + (0 if s.dense else 2)
+
+    @property
+    def memory_bits(self):
+        """Schedule ROM, bias ROM and the two input banks."""
+        s = self._schedule
+        return (s.length * self.row_bits + s.folds * s.pe * self._acc_shape.width
+                + 2 * s.in_words * s.simd * self._act_bits)
+
+    def _schedule_rows(self):
+        s = self._schedule
+        index_bits, channel_bits, code_bits = self._fields()
+        rows = []
+        for t in range(s.length):
+            value, offset = 0, 0
+            for p in range(s.pe):
+                parts = [] if s.dense else [(int(s.index[t, p]), index_bits),
+                                            (int(s.active[t, p]), 1)]
+                if channel_bits:
+                    parts.append((int(s.channel[t, p]), channel_bits))
+                parts += [(int(c), code_bits) for c in s.codes[t, p]]
+                for item, bits in parts:
+                    value |= (item & ((1 << bits) - 1)) << offset
+                    offset += bits
+            if not s.dense:
+                value |= int(s.first[t]) << offset
+                value |= int(s.last[t]) << (offset + 1)
+                offset += 2
+            rows.append(value)
+        return rows, max(1, offset)
+
+    def elaborate(self, platform):
+        m = Module()
+        s = self._schedule
+        PE, S, SF, T = s.pe, s.simd, s.in_words, s.length
+        index_bits, channel_bits, code_bits = self._fields()
+        act_width = self._act_bits
+
+        # -- input banks ---------------------------------------------------------------
+        m.submodules.banks = banks = memory.Memory(shape=unsigned(S * act_width), depth=2 * SF,
+                                                   init=[])
+        write = banks.write_port()
+        shared = s.shared_index
+        reads = [banks.read_port() for _ in range(1 if shared else PE)]
+        full = Signal(2, name="full")
+        w_bank = Signal(name="w_bank")
+        w_word = Signal(range(SF), name="w_word")
+        take = Signal(name="take")
+        m.d.comb += [
+            self.i.ready.eq(~full.bit_select(w_bank, 1)),
+            take.eq(self.i.valid & self.i.ready),
+            write.addr.eq(Cat(w_word, w_bank) if SF == 1 << ceil_log2(SF)
+                          else w_bank * SF + w_word),
+            write.data.eq(self.i.payload),
+            write.en.eq(take),
+        ]
+        set_full = Signal(2, name="set_full")
+        clear_full = Signal(2, name="clear_full")
+        with m.If(take):
+            m.d.sync += w_word.eq(Mux(w_word == SF - 1, 0, w_word + 1))
+            with m.If(w_word == SF - 1):
+                m.d.sync += w_bank.eq(~w_bank)
+                m.d.comb += set_full.eq(Mux(w_bank, 0b10, 0b01))
+        m.d.sync += full.eq((full | set_full) & ~clear_full)
+
+        # -- schedule ROM and bias ROM ---------------------------------------------------
+        rows, row_bits = self._schedule_rows()
+        m.submodules.schedule = rom = memory.Memory(shape=unsigned(row_bits), depth=T, init=rows)
+        rom_read = rom.read_port()
+        acc_width = self._acc_shape.width
+        bias_rows = [sum((int(b) & ((1 << acc_width) - 1)) << (p * acc_width)
+                         for p, b in enumerate(fold)) for fold in s.bias]
+        m.submodules.bias = bias_rom = memory.Memory(shape=unsigned(PE * acc_width),
+                                                     depth=s.folds, init=bias_rows)
+        bias_read = bias_rom.read_port(domain="comb")
+
+        en = Signal(name="en")
+        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+
+        # -- stage 0: issue --------------------------------------------------------------
+        t = Signal(range(T), name="t")
+        r_bank = Signal(name="r_bank")
+        issue = Signal(name="issue")
+        m.d.comb += [
+            issue.eq(en & full.bit_select(r_bank, 1)),
+            rom_read.addr.eq(t),
+            rom_read.en.eq(en),
+        ]
+        v1 = Signal(name="v1")
+        bank1 = Signal(name="bank1")
+        end1 = Signal(name="end1")
+        with m.If(en):
+            m.d.sync += [v1.eq(issue), bank1.eq(r_bank), end1.eq(t == T - 1)]
+        with m.If(issue):
+            m.d.sync += t.eq(Mux(t == T - 1, 0, t + 1))
+            with m.If(t == T - 1):
+                m.d.sync += r_bank.eq(~r_bank)
+        if s.dense:
+            # Entry t reads input word t mod SF: a counter replaces the stored index.
+            k = Signal(range(max(SF, 2)), name="k")
+            k1 = Signal.like(k, name="k1")
+            with m.If(en):
+                m.d.sync += k1.eq(k)
+            with m.If(issue):
+                m.d.sync += k.eq(Mux(k == SF - 1, 0, k + 1))
+
+        # -- stage 1: schedule row -> input reads -----------------------------------------
+        row = rom_read.data
+        control = 0 if s.dense else index_bits + 1
+        pe_bits = control + channel_bits + S * code_bits
+
+        def field(p, start, width):
+            return row[p * pe_bits + start:p * pe_bits + start + width]
+
+        with m.If(en & v1 & end1):
+            m.d.comb += clear_full.eq(Mux(bank1, 0b10, 0b01))
+        if s.dense:
+            index_bits = max(1, ceil_log2(SF))
+        for n, read in enumerate(reads):
+            index = k1[:index_bits] if s.dense else field(n, 0, index_bits)
+            m.d.comb += [
+                read.addr.eq(bank1 * SF + index if SF != 1 << ceil_log2(SF)
+                             else Cat(index[:ceil_log2(SF)], bank1)),
+                read.en.eq(en),
+            ]
+        v2 = Signal(name="v2")
+        first2 = Signal(name="first2")
+        last2 = Signal(name="last2")
+        active2 = Signal(PE, name="active2")
+        codes2 = Signal(PE * S * code_bits, name="codes2")
+        channels2 = Signal(max(1, PE * channel_bits), name="channels2")
+        with m.If(en):
+            m.d.sync += [
+                v2.eq(v1),
+                codes2.eq(Cat(*(field(p, control + channel_bits, S * code_bits)
+                                for p in range(PE)))),
+            ]
+            if s.dense:
+                m.d.sync += [first2.eq(k1 == 0), last2.eq(k1 == SF - 1),
+                             active2.eq((1 << PE) - 1)]
+            else:
+                m.d.sync += [
+                    first2.eq(row[PE * pe_bits]),
+                    last2.eq(row[PE * pe_bits + 1]),
+                    active2.eq(Cat(*(field(p, index_bits, 1) for p in range(PE)))),
+                ]
+            if channel_bits:
+                m.d.sync += channels2.eq(Cat(*(field(p, control, channel_bits)
+                                               for p in range(PE))))
+
+        # -- stage 2: multiply units ------------------------------------------------------
+        products = []
+        for p in range(PE):
+            data = reads[0 if shared else p].data
+            lane_products = []
+            for j in range(S):
+                unit = self._unit()
+                m.submodules[f"mul_{p}_{j}"] = unit
+                act = data[j * act_width:(j + 1) * act_width]
+                m.d.comb += [
+                    unit.a.eq(Mux(active2[p], act, 0)),
+                    unit.w.eq(codes2[(p * S + j) * code_bits:(p * S + j + 1) * code_bits]),
+                    unit.en.eq(en),
+                ]
+                if channel_bits:
+                    m.d.comb += unit.channel.eq(
+                        channels2[p * channel_bits:(p + 1) * channel_bits])
+                lane_products.append(unit.p)
+            products.append(lane_products)
+        valid, first, last = v2, first2, last2
+        for k in range(self._probe.latency):
+            nv = Signal(name=f"v_m{k}")
+            nf = Signal(name=f"first_m{k}")
+            nl = Signal(name=f"last_m{k}")
+            with m.If(en):
+                m.d.sync += [nv.eq(valid), nf.eq(first), nl.eq(last)]
+            valid, first, last = nv, nf, nl
+
+        # -- accumulate -------------------------------------------------------------------
+        fold = Signal(range(s.folds), name="fold")
+        m.d.comb += bias_read.addr.eq(fold)
+        step = Signal(name="step")
+        m.d.comb += step.eq(en & valid)
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(valid & last)
+        with m.If(step & last):
+            m.d.sync += fold.eq(Mux(fold == s.folds - 1, 0, fold + 1))
+        for p in range(PE):
+            acc = Signal(self._acc_shape, name=f"acc_{p}")
+            total = Signal(self._acc_shape, name=f"total_{p}")
+            bias = bias_read.data[p * acc_width:(p + 1) * acc_width].as_signed()
+            m.d.comb += total.eq(Mux(first, bias, acc) + balanced_sum(products[p]))
+            with m.If(step):
+                m.d.sync += acc.eq(total)
+                with m.If(last):
+                    m.d.sync += self.o.payload[p].eq(total)
+        return m

@@ -1,0 +1,172 @@
+"""accel.build: whole streaming accelerators, every layer bit for bit against the reference."""
+
+import json
+
+import numpy as np
+import pytest
+
+import accel
+from accel.stream.networks import network
+from accel.stream.testing import run_images
+from quant.ir import (Conv2d, Flatten, Input, IntegerModel, Linear, ModelError, UniformWeights,
+                      accumulator_width)
+from quant.ir.generate import random_inputs, random_model
+from sim.reference import classify, run_reference
+
+
+def _check_layers(acc, model, images, result):
+    reference = run_reference(model, images)
+    for name in acc.tensor_names():
+        assert result.tensors[name].shape == reference[name].shape, name
+        assert np.array_equal(result.tensors[name], reference[name]), name
+    assert np.array_equal(result.classes, classify(model, images))
+    assert np.array_equal(result.logits, reference[model.outputs[-1]])
+
+
+@pytest.mark.parametrize("kind,requantize,seed", [
+    ("uniform", "thresholds", 0), ("pot", "multiply_shift", 1), ("codebook", "mixed", 2),
+])
+def test_random_cnn_every_layer_bit_exact(kind, requantize, seed):
+    model = random_model(seed, "cnn", weight_kind=kind, requantize=requantize)
+    acc = accel.build(model, logits=True)
+    images = random_inputs(model, 2, seed)
+    result = run_images(acc, images, stall=0.2, backpressure=0.3, seed=seed, taps=True)
+    _check_layers(acc, model, images, result)
+
+
+@pytest.mark.parametrize("topology,kind", [("mlp", "uniform"), ("grouped", "pot"),
+                                           ("grouped", "codebook")])
+def test_random_topologies_bit_exact(topology, kind):
+    model = random_model(7, topology, weight_kind=kind, requantize="mixed", width=4)
+    acc = accel.build(model, logits=True, budget=128)
+    images = random_inputs(model, 1, 1)
+    result = run_images(acc, images, backpressure=0.3, seed=2, taps=True)
+    _check_layers(acc, model, images, result)
+
+
+def test_residual_skip_fifo_never_deadlocks():
+    model = random_model(4, "residual", weight_kind="uniform", requantize="mixed", width=4,
+                         input_shape=(2, 6, 6), per_channel_codebook=True)
+    acc = accel.build(model, logits=True, budget=128)
+    assert sum("skip FIFO" in note for layer in acc.report.layers for note in layer["notes"]) == 2
+    images = random_inputs(model, 2, 3)
+    result = run_images(acc, images, stall=0.3, backpressure=0.5, seed=4, taps=True)
+    _check_layers(acc, model, images, result)
+
+
+def test_sparse_codebook_per_channel_bit_exact():
+    model = random_model(8, "cnn", weight_kind="codebook", per_channel_codebook=True,
+                         sparsity=0.6, width=4)
+    acc = accel.build(model, logits=True)
+    images = random_inputs(model, 2, 8)
+    result = run_images(acc, images, backpressure=0.3, seed=8, taps=True)
+    _check_layers(acc, model, images, result)
+
+
+def test_accumulator_width_is_the_exact_bound():
+    model = random_model(3, "cnn", weight_kind="pot")
+    acc = accel.build(model)
+    types = model.types
+    for name, block in acc.plan.blocks:
+        if name.endswith("_mvu"):
+            op = model.op(name[:-4])
+            x = types[op.inputs[0]]
+            expected = accumulator_width(op.weight_matrix(), x.min_value, x.max_value, op.bias)
+            assert block.acc_shape.width == expected == types[op.name].bits
+
+
+def test_steady_state_interval_matches_the_estimate():
+    model = network("digits", 1)
+    acc = accel.build(model, budget=48)
+    images = random_inputs(model, 5, 0)
+    result = run_images(acc, images)
+    assert np.array_equal(result.classes, classify(model, images))
+    assert abs(result.interval - acc.interval) <= 0.1 * acc.interval
+
+
+def test_zero_skipping_takes_fewer_cycles():
+    dense = random_model(5, "cnn", sparsity=0.0, width=8)
+    sparse = random_model(5, "cnn", sparsity=0.7, width=8)
+    folding = {op.name: (1, 1) for op in dense.ops if isinstance(op, (Conv2d, Linear))}
+    a = accel.build(dense, folding=folding)
+    b = accel.build(sparse, folding=folding)
+    c = accel.build(sparse, folding=folding, skip_zeros=False)
+    assert b.interval < 0.6 * a.interval
+    assert c.interval == a.interval
+    images = random_inputs(sparse, 3, 0)
+    result = run_images(b, images)
+    assert np.array_equal(result.classes, classify(sparse, images))
+    assert abs(result.interval - b.interval) <= 0.1 * b.interval
+
+
+def test_digits_cnn_end_to_end():
+    model = network("digits", 0)
+    acc = accel.build(model, logits=True)
+    images = random_inputs(model, 3, 1)
+    result = run_images(acc, images, backpressure=0.2, seed=1, taps=True)
+    _check_layers(acc, model, images, result)
+
+
+def test_folding_policies_and_report(tmp_path):
+    model = network("digits", 0)
+    fast = accel.build(model, target_cycles=600)
+    assert fast.report.interval <= 600 or fast.report.bottleneck in ("input", "conv1")
+    small = accel.build(model, budget=8)
+    assert small.report.multipliers["total"] <= 8
+    assert small.interval >= fast.interval
+    fixed = accel.build(model, folding={"conv2": (4, 2)})
+    layer = next(l for l in fixed.report.layers if l["name"] == "conv2")
+    assert (layer["pe"], layer["simd"]) == (4, 2)
+    text = fixed.report.text()
+    assert "bottleneck" in text and "conv2" in text
+    fixed.report.write(tmp_path / "r.json")
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["interval"] == fixed.interval and data["layers"][1]["name"] == "conv1"
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    (dict(folding={"conv2": (3, 1)}), ValueError, r"conv2: folding \(pe=3, simd=1\) is impossible"),
+    (dict(folding={"q1": (1, 1)}), ValueError, "q1: folding given for a layer that is not"),
+    (dict(folding={"conv1": 4}), ValueError, "conv1: folding must be a pair"),
+    (dict(target_cycles=10), ValueError, "conv1: no folding reaches 10 cycles per image"),
+    (dict(budget=1), ValueError, "Budget of 1 multiply units is too small"),
+    (dict(budget=0), ValueError, "Budget must be a positive integer"),
+    (dict(budget=8, target_cycles=100), ValueError, "not both"),
+])
+def test_build_errors(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        accel.build(network("digits", 0), **kwargs)
+
+
+def test_unsupported_models():
+    with pytest.raises(TypeError, match="Model must be an IntegerModel"):
+        accel.build("model")
+    inp = Input("x", (1, 4, 4), 4)
+    conv = Conv2d("c", "x", UniformWeights(np.ones((2, 1, 3, 3), dtype=int), 4))
+    with pytest.raises(ModelError, match="c: outputs: the streaming builder needs a vector"):
+        accel.build(IntegerModel([inp, conv]))
+    flat = Flatten("f", "x")
+    fc = Linear("fc", "f", UniformWeights(np.ones((3, 16), dtype=int), 4))
+    two = IntegerModel([inp, flat, fc, Input("y", (2,), 4)], outputs=["fc"])
+    with pytest.raises(ModelError, match="model: inputs: the streaming builder takes one input"):
+        accel.build(two)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fashion", "residual"])
+def test_bigger_networks_on_the_compiled_backend(name):
+    model = network(name, 0)
+    acc = accel.build(model, budget=256)
+    images = random_inputs(model, 3, 0)
+    result = run_images(acc, images, backend="cxxrtl", backpressure=0.2, seed=1)
+    assert np.array_equal(result.classes, classify(model, images))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["pot", "codebook"])
+def test_digits_other_kinds_per_layer(kind):
+    model = network("digits", 2, weight_kind=kind, requantize="multiply_shift", act_bits=4)
+    acc = accel.build(model, logits=True)
+    images = random_inputs(model, 2, 2)
+    result = run_images(acc, images, stall=0.1, backpressure=0.3, seed=2, taps=True)
+    _check_layers(acc, model, images, result)
