@@ -1,0 +1,134 @@
+"""``python -m boards.ecp5 build|program``: ECP5 bitstreams with the open toolchain.
+
+Exit status: 0 success, 1 a failure (does not fit, timing, a tool, the board), 2 bad usage.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from accel.toolchain import ToolNotFoundError
+
+from .platforms import BOARDS, DEFAULT_BOARD, make_platform
+from .program import ProgramError, program
+from .toolflow import BuildError, run_flow
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+DEFAULT_OUT = "build/ecp5"
+
+
+class UsageError(Exception):
+    pass
+
+
+def default_model_path():
+    """The shipped default model, if any (``boards/default_model/model.qnn``)."""
+    path = Path(__file__).resolve().parent.parent / "default_model" / "model.qnn"
+    return path if path.exists() else None
+
+
+def load_board_model(path):
+    """The model to build: ``path``, else the shipped default, else the stand-in."""
+    from quant.ir import ModelError, load_model
+    if path is None:
+        path = default_model_path()
+    if path is None:
+        from ..standin import standin_model
+        return standin_model(), "stand-in digits model"
+    try:
+        return load_model(path), str(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such model file") from None
+    except (ModelError, OSError) as error:
+        raise UsageError(str(error)) from None
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m boards.ecp5",
+        description="Build and program qaccel bitstreams for ECP5 boards (Yosys, nextpnr-ecp5, "
+                    "ecppack; the YoWASP builds from PyPI unless native tools are on PATH).")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+    boards = ", ".join(f"{name}: {spec.description}" for name, spec in BOARDS.items())
+
+    build = commands.add_parser("build", help="synthesise, place and route, write the bitstream "
+                                              "and a report")
+    build.add_argument("--board", choices=sorted(BOARDS), default=DEFAULT_BOARD,
+                       help=f"target board (default {DEFAULT_BOARD}). {boards}")
+    build.add_argument("--model", help=".qnn integer model (default: the shipped default model, "
+                                       "or the stand-in digits model)")
+    build.add_argument("--out", default=DEFAULT_OUT, help=f"build directory (default {DEFAULT_OUT})")
+    build.add_argument("--baud", type=int, default=115200, help="host link baud rate (default 115200)")
+    build.add_argument("--selftest-images", type=int, default=4,
+                       help="test images kept in ROM for the self-test (default 4; 0: none)")
+    build.add_argument("--no-logits", action="store_true",
+                       help="send only the class to the host, not the logits")
+    build.add_argument("--allow-timing-fail", action="store_true",
+                       help="succeed even when fmax is below the board clock")
+    build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    build.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    prog = commands.add_parser("program", help="load the bitstream with openFPGALoader")
+    prog.add_argument("--board", choices=sorted(BOARDS), default=DEFAULT_BOARD,
+                      help=f"target board (default {DEFAULT_BOARD})")
+    prog.add_argument("--out", default=DEFAULT_OUT,
+                      help=f"build directory holding top.bit (default {DEFAULT_OUT})")
+    prog.add_argument("--bitstream", help="a bitstream file (default: OUT/top.bit)")
+    prog.add_argument("--flash", action="store_true",
+                      help="write the configuration flash (survives power cycles) instead of SRAM")
+    return parser.parse_args(argv)
+
+
+def build(args):
+    from ..accelerator import AcceleratorError
+    from ..link import baud_divisor
+    from ..top import BoardTop, build_core
+    model, model_name = load_board_model(args.model)
+    platform = make_platform(args.board)
+    clock_hz = platform.default_clk_frequency
+    try:
+        baud_divisor(clock_hz, args.baud)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.selftest_images < 0 or args.selftest_images > 255:
+        raise UsageError(f"--selftest-images must be in 0..255, not {args.selftest_images}")
+    try:
+        core, info = build_core(model, clock_hz=clock_hz, baud=args.baud,
+                                selftest_count=args.selftest_images, logits=not args.no_logits)
+    except AcceleratorError as error:
+        raise BuildError(f"Cannot build an accelerator for {model_name}: {error}") from None
+    report = run_flow(platform, BoardTop(core), args.out, board=args.board, model_name=model_name,
+                      accelerator=info.backend, cycles_per_image=info.cycles_per_image,
+                      allow_timing_fail=args.allow_timing_fail, seed=args.seed)
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.to_text(), end="")
+    return EXIT_OK
+
+
+def main(argv=None):
+    try:
+        args = parse_args(argv)
+    except SystemExit as exit:
+        return exit.code
+    try:
+        if args.command == "build":
+            return build(args)
+        bitstream = args.bitstream or str(Path(args.out) / "top.bit")
+        command = program(bitstream, BOARDS[args.board].loader_args, flash=args.flash)
+        print(f"programmed {'flash' if args.flash else 'SRAM'}: {' '.join(command)}")
+        return EXIT_OK
+    except UsageError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (BuildError, ProgramError, ToolNotFoundError) as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""ECP5 bitstreams: Amaranth's build plan, then Yosys, nextpnr-ecp5 and ecppack run
+step by step (with progress and our own error messages), then a report.
+
+The build directory holds what Amaranth's plan writes (``top.il``, ``top.ys``,
+``top.lpf`` and ``build_top.sh``, which repeats the build by hand), the tool
+logs (``top.rpt``, ``top.tim``), nextpnr's JSON report (``top.report.json``),
+the bitstream (``top.bit``, ``top.svf``) and our report (``report.txt``,
+``report.json``).
+"""
+
+from dataclasses import asdict, dataclass, field
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from accel.toolchain import ToolNotFoundError, tool_command
+
+__all__ = ["BuildError", "DoesNotFit", "TimingFailed", "BuildReport", "run_flow",
+           "parse_utilisation", "parse_fmax", "check_fit", "write_atomic", "RESOURCES"]
+
+# nextpnr-ecp5 bel types -> the names in our reports.
+RESOURCES = {"TRELLIS_COMB": "LUT", "TRELLIS_FF": "FF", "MULT18X18D": "DSP", "DP16KD": "EBR",
+             "TRELLIS_IO": "IO", "EHXPLLL": "PLL"}
+
+
+class BuildError(RuntimeError):
+    """A build step failed; the message says which and why."""
+
+
+class DoesNotFit(BuildError):
+    """The design needs more of a resource than the device has."""
+
+
+class TimingFailed(BuildError):
+    """Place and route met the design but not the clock."""
+
+
+@dataclass
+class BuildReport:
+    board: str
+    device: str
+    clock_hz: float
+    utilisation: dict = field(default_factory=dict)   # name -> {"used", "available"}
+    fmax_hz: float | None = None
+    cycles_per_image: int | None = None
+    images_per_second: float | None = None
+    accelerator: str = ""
+    model: str = ""
+    seconds: dict = field(default_factory=dict)
+    bitstream: str | None = None
+    timing_met: bool | None = None
+
+    def to_json(self):
+        return asdict(self)
+
+    def to_text(self):
+        lines = [f"board        {self.board} ({self.device})",
+                 f"model        {self.model} (accelerator: {self.accelerator})"]
+        order = list(RESOURCES.values())
+        for name, use in sorted(self.utilisation.items(),
+                                key=lambda item: order.index(item[0]) if item[0] in order else 99):
+            used, available = use["used"], use["available"]
+            share = f"{100 * used / available:5.1f} %" if available else ""
+            lines.append(f"{name:<12} {used:>7} / {available:<7} {share}")
+        clock = self.clock_hz / 1e6
+        if self.fmax_hz is not None:
+            verdict = "met" if self.timing_met else "FAILED"
+            lines.append(f"fmax         {self.fmax_hz / 1e6:.1f} MHz (clock {clock:g} MHz: timing {verdict})")
+        if self.cycles_per_image:
+            lines.append(f"cycles/image {self.cycles_per_image}")
+            lines.append(f"images/s     {self.clock_hz / self.cycles_per_image:,.0f} at the "
+                         f"{clock:g} MHz clock" + (f", {self.images_per_second:,.0f} at fmax"
+                                                    if self.images_per_second else ""))
+        if self.bitstream:
+            lines.append(f"bitstream    {self.bitstream}")
+        if self.seconds:
+            lines.append("time         " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items()))
+        return "\n".join(lines) + "\n"
+
+
+def write_atomic(path, text):
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+_UTIL_LINE = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
+
+
+def parse_utilisation(source):
+    """``{name: {"used", "available"}}`` from nextpnr's report JSON (dict) or its log (str)."""
+    result = {}
+    if isinstance(source, dict):
+        for bel, use in source.get("utilization", {}).items():
+            if bel in RESOURCES:
+                result[RESOURCES[bel]] = {"used": int(use["used"]), "available": int(use["available"])}
+        return result
+    for bel, used, available in _UTIL_LINE.findall(source):
+        if bel in RESOURCES:
+            result[RESOURCES[bel]] = {"used": int(used), "available": int(available)}
+    return result
+
+
+def parse_fmax(report):
+    """The lowest achieved fmax (Hz) over the clocks in nextpnr's report JSON."""
+    achieved = [float(v["achieved"]) for v in report.get("fmax", {}).values() if "achieved" in v]
+    return min(achieved) * 1e6 if achieved else None
+
+
+def check_fit(utilisation):
+    """Raise :class:`DoesNotFit` naming every resource used beyond the device's total."""
+    over = [f"{name} {use['used']} of {use['available']} ({use['used'] - use['available']} too many)"
+            for name, use in utilisation.items() if use["used"] > use["available"]]
+    if over:
+        raise DoesNotFit("The design does not fit the device: " + "; ".join(over))
+
+
+def _run(step, command, cwd, log, progress):
+    progress(f"{step}: {' '.join(command[:1])} ...")
+    start = time.monotonic()
+    try:
+        with open(Path(cwd) / log, "w") as out:
+            completed = subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    except FileNotFoundError:
+        raise BuildError(f"{step}: cannot run {command[0]} (not found)") from None
+    seconds = time.monotonic() - start
+    progress(f"{step}: done in {seconds:.0f} s")
+    text = (Path(cwd) / log).read_text(errors="replace")
+    return completed.returncode, text, seconds
+
+
+def _first_error(text):
+    for line in text.splitlines():
+        if "ERROR" in line:
+            return line.strip()
+    tail = [line for line in text.splitlines() if line.strip()]
+    return tail[-1].strip() if tail else "no output"
+
+
+def run_flow(platform, top, out_dir, *, board, model_name="", accelerator="", cycles_per_image=None,
+             allow_timing_fail=False, seed=1, progress=None):
+    """Build ``top`` for ``platform`` into ``out_dir``; return a :class:`BuildReport`.
+
+    Raises
+    ------
+    ToolNotFoundError
+        Yosys, nextpnr-ecp5 or ecppack are not installed.
+    DoesNotFit, TimingFailed, BuildError
+        With the resource and the overshoot, the fmax reached, or the failing
+        step's first error line. The report files are written before
+        :class:`TimingFailed` is raised.
+    """
+    progress = progress or (lambda message: print(message, file=sys.stderr, flush=True))
+    tools = {variable: tool_command(variable) for variable in ("YOSYS", "NEXTPNR_ECP5", "ECPPACK")}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clock_hz = platform.default_clk_frequency
+    report = BuildReport(board=board, device=platform.device, clock_hz=clock_hz,
+                         cycles_per_image=cycles_per_image, accelerator=accelerator, model=model_name)
+
+    progress("elaborate: Amaranth -> RTLIL ...")
+    start = time.monotonic()
+    plan = platform.prepare(top, name="top")
+    plan.extract(str(out_dir))
+    report.seconds["elaborate"] = time.monotonic() - start
+
+    code, text, report.seconds["yosys"] = _run(
+        "synthesis", [tools["YOSYS"], "-q", "-l", "top.rpt", "top.ys"], out_dir, "yosys.log", progress)
+    if code != 0:
+        log = (out_dir / "top.rpt").read_text(errors="replace") if (out_dir / "top.rpt").exists() else text
+        raise BuildError(f"Yosys failed: {_first_error(log + text)}")
+
+    nextpnr = [tools["NEXTPNR_ECP5"], "--log", "top.tim",
+               platform._nextpnr_device_options[platform.device],
+               "--package", platform._nextpnr_package_options[platform.package].upper(),
+               "--speed", str(platform.speed), "--json", "top.json", "--lpf", "top.lpf",
+               "--textcfg", "top.config", "--report", "top.report.json", "--timing-allow-fail",
+               "--seed", str(seed)]
+    code, text, report.seconds["nextpnr"] = _run("place and route", nextpnr, out_dir, "nextpnr.log",
+                                                 progress)
+    log = (out_dir / "top.tim").read_text(errors="replace") if (out_dir / "top.tim").exists() else text
+    nextpnr_report = {}
+    if (out_dir / "top.report.json").exists():
+        nextpnr_report = json.loads((out_dir / "top.report.json").read_text())
+        report.utilisation = parse_utilisation(nextpnr_report)
+    if not report.utilisation:
+        report.utilisation = parse_utilisation(log)
+    check_fit(report.utilisation)
+    if code != 0:
+        raise BuildError(f"nextpnr-ecp5 failed: {_first_error(log)}")
+    report.fmax_hz = parse_fmax(nextpnr_report)
+    report.timing_met = report.fmax_hz is not None and report.fmax_hz >= clock_hz
+    if cycles_per_image and report.fmax_hz:
+        report.images_per_second = report.fmax_hz / cycles_per_image
+
+    code, text, report.seconds["ecppack"] = _run(
+        "bitstream", [tools["ECPPACK"], "--compress", "--input", "top.config", "--bit", "top.bit",
+                      "--svf", "top.svf"], out_dir, "ecppack.log", progress)
+    if code != 0:
+        raise BuildError(f"ecppack failed: {_first_error(text)}")
+    report.bitstream = str(out_dir / "top.bit")
+
+    write_atomic(out_dir / "report.json", json.dumps(report.to_json(), indent=2) + "\n")
+    write_atomic(out_dir / "report.txt", report.to_text())
+    if not report.timing_met and not allow_timing_fail:
+        raise TimingFailed(f"Timing fails: fmax {report.fmax_hz / 1e6:.1f} MHz is below the "
+                           f"{clock_hz / 1e6:g} MHz clock (bitstream written; "
+                           f"--allow-timing-fail accepts it)")
+    return report

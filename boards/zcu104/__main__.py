@@ -1,0 +1,172 @@
+"""``python -m boards.zcu104 plan|build|estimate``: the ZCU104 without (or with) Vivado.
+
+- ``plan`` writes a Vivado build directory (``top.v``, ``top.xdc``, ``top.tcl``,
+  ``build_top.sh``) and a zip of it; on a machine with Vivado,
+  ``sh build_top.sh`` (or ``vivado -mode batch -source top.tcl``) builds the bitstream.
+- ``build`` writes the plan and runs Vivado when it is found (``$VIVADO`` or on PATH).
+- ``estimate`` synthesises the board core with Yosys (``synth_xilinx -family xcup``)
+  and compares LUT/FF/DSP/BRAM with the XCZU7EV's totals; no vendor tool needed.
+
+Exit status: 0 success, 1 a failure (Vivado missing or failing, does not fit), 2 bad usage.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from accel.toolchain import ToolNotFoundError, configure_toolchain
+
+from ..ecp5.__main__ import UsageError, load_board_model
+from ..ecp5.toolflow import write_atomic
+from .platform import DEVICE_TOTALS, PART, ZCU104Platform
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+DEFAULT_OUT = "build/zcu104"
+
+
+class ZCU104Error(RuntimeError):
+    pass
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m boards.zcu104",
+        description=f"The ZCU104 ({PART}): a Vivado build plan, a Vivado build, or a Yosys "
+                    f"resource estimate. The host link uses a USB-serial adapter on PMOD0 "
+                    f"(see boards/zcu104/platform.py).")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("plan", "write the Vivado build directory and a zip of it"),
+                       ("build", "write the plan and run Vivado (when installed)"),
+                       ("estimate", "LUT/FF/DSP/BRAM from Yosys synth_xilinx -family xcup")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--model", help=".qnn integer model (default: the shipped default model, "
+                                         "or the stand-in digits model)")
+        sub.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
+        sub.add_argument("--baud", type=int, default=115200, help="host link baud rate (default 115200)")
+        sub.add_argument("--selftest-images", type=int, default=4,
+                         help="self-test images in ROM (default 4)")
+        sub.add_argument("--json", action="store_true", help="print results as JSON")
+    return parser.parse_args(argv)
+
+
+def make_core(args, platform):
+    from ..accelerator import AcceleratorError
+    from ..top import build_core
+    model, name = load_board_model(args.model)
+    try:
+        core, info = build_core(model, clock_hz=platform.default_clk_frequency, baud=args.baud,
+                                selftest_count=args.selftest_images)
+    except AcceleratorError as error:
+        raise ZCU104Error(f"Cannot build an accelerator for {name}: {error}") from None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return core, info, name
+
+
+def write_plan(args):
+    from ..top import BoardTop
+    platform = ZCU104Platform()
+    core, info, name = make_core(args, platform)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan = platform.prepare(BoardTop(core), name="top")
+    plan.extract(str(out))
+    archive = out / "zcu104_vivado_plan.zip"
+    temporary = out / ".plan.zip.tmp"
+    plan.archive(str(temporary))
+    os.replace(temporary, archive)
+    readme = (f"Vivado build plan for the ZCU104 ({PART}), model: {name}\n"
+              f"Run on a machine with Vivado:  sh build_top.sh   (or: vivado -mode batch -source top.tcl)\n"
+              f"The bitstream is top.bit. Host link: a 3.3 V USB-serial adapter on PMOD0 J55\n"
+              f"(FPGA tx = pin 2 / H8, FPGA rx = pin 3 / G7), {args.baud} baud, 8N1.\n"
+              f"Accelerator: {info.backend}, {info.cycles_per_image} cycles/image at 125 MHz.\n")
+    write_atomic(out / "README.txt", readme)
+    return out, archive, info
+
+
+def find_vivado():
+    tool = os.environ.get("VIVADO") or shutil.which("vivado")
+    if not tool:
+        raise ZCU104Error("Vivado was not found (set VIVADO or put vivado on PATH); the plan is "
+                          "written, run `sh build_top.sh` in it where Vivado is installed")
+    return tool
+
+
+def run(args):
+    configure_toolchain()
+    if args.selftest_images < 0 or args.selftest_images > 255:
+        raise UsageError(f"--selftest-images must be in 0..255, not {args.selftest_images}")
+    if args.command == "estimate":
+        from accel.synth_stats import synth_stats
+        platform = ZCU104Platform()
+        core, info, name = make_core(args, platform)
+        print("synthesis: yosys synth_xilinx -family xcup ...", file=sys.stderr, flush=True)
+        stats = synth_stats(core, "xcup")
+        rows = {key: {"used": stats[key], "available": DEVICE_TOTALS[key]}
+                for key in ("LUT", "FF", "DSP", "BRAM")}
+        result = {"part": PART, "model": name, "accelerator": info.backend,
+                  "utilisation": rows, "lutram": stats.get("LUTRAM", 0),
+                  "cycles_per_image": info.cycles_per_image,
+                  "images_per_second_at_125mhz": (125e6 / info.cycles_per_image
+                                                  if info.cycles_per_image else None)}
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        write_atomic(Path(args.out) / "estimate.json", json.dumps(result, indent=2) + "\n")
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(f"{PART} estimate (Yosys synth_xilinx; Vivado's numbers will differ), model {name}")
+            for key, use in rows.items():
+                print(f"{key:<5} {use['used']:>8} / {use['available']:<8} "
+                      f"{100 * use['used'] / use['available']:5.2f} %")
+            if info.cycles_per_image:
+                print(f"cycles/image {info.cycles_per_image}, "
+                      f"{125e6 / info.cycles_per_image:,.0f} images/s at 125 MHz")
+        over = [f"{k} {v['used']} of {v['available']}" for k, v in rows.items() if v["used"] > v["available"]]
+        if over:
+            raise ZCU104Error("The design does not fit the XCZU7EV: " + "; ".join(over))
+        return EXIT_OK
+    out, archive, _ = write_plan(args)
+    if args.command == "plan":
+        print(f"Vivado plan written to {out} (and {archive.name}); run `sh build_top.sh` there "
+              f"with Vivado installed")
+        return EXIT_OK
+    vivado = find_vivado()
+    print(f"vivado: building in {out} (this takes a while) ...", file=sys.stderr, flush=True)
+    completed = subprocess.run(["sh", "build_top.sh"], cwd=out, env={**os.environ, "VIVADO": vivado})
+    if completed.returncode != 0:
+        raise ZCU104Error(f"Vivado failed (exit {completed.returncode}); see {out / 'top.log'}")
+    print(f"bitstream: {out / 'top.bit'}")
+    return EXIT_OK
+
+
+def main(argv=None):
+    try:
+        args = parse_args(argv)
+    except SystemExit as exit:
+        return exit.code
+    try:
+        return run(args)
+    except UsageError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ZCU104Error, ToolNotFoundError) as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAIL
+    except Exception as error:   # Yosys failures from synth_stats
+        if args.debug or type(error).__name__ != "SynthesisError":
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
