@@ -1,0 +1,173 @@
+"""Benchmark: the quantization methods on Fashion-MNIST at equal model and epochs.
+
+Float and every method at W4A4, W3A3, W2A2 (UNIQ also W4A8), the same
+FashionCNN and the same number of epochs (each method's own schedule inside
+that budget), with test accuracy, BOPs, weight memory, PoT sparsity, the
+integer export's agreement with the PyTorch evaluation, and the mean epoch time
+relative to the float run (the QAT / float epoch-time ratio, measured in this
+run). Brevitas uniform QAT at W4A4 and W2A2 on the same model, data and epochs
+when Brevitas imports (``pip install brevitas``; it resolves with torch 2.13.0
+but pins setuptools<81, so it may be installed in a separate folder given by
+``--brevitas-path``).
+
+Writes bench/results/quant_methods.json and .md (atomically).
+
+    python bench/quant_methods.py --epochs 2 --subset 6000 --test-subset 2000
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from quant.bops import count_bops  # noqa: E402
+from quant.export import agreement, export_model  # noqa: E402
+from quant.models import FashionCNN  # noqa: E402
+from quant.nn import quantize_model, weighted_layers  # noqa: E402
+from quant.runs import _atomic_write, load_split, write_json  # noqa: E402
+from quant.schedule import make_schedule  # noqa: E402
+from quant.training import evaluate, fit, set_seed  # noqa: E402
+
+CONFIGS = [("float", 32, 32)] + [(m, b, b) for b in (4, 3, 2) for m in ("nice", "uniq", "pot", "gsnq")] \
+    + [("uniq", 4, 8)]
+SHAPE = (1, 28, 28)
+
+
+def brevitas_model(bits):
+    """FashionCNN with Brevitas layers: uniform per-tensor weights and ReLUs at ``bits``."""
+    import brevitas.nn as qnn
+    from torch import nn
+
+    def block(cin, cout):
+        return [qnn.QuantConv2d(cin, cout, 3, padding=1, bias=False, weight_bit_width=bits),
+                nn.BatchNorm2d(cout), qnn.QuantReLU(bit_width=bits), nn.MaxPool2d(2)]
+    return nn.Sequential(qnn.QuantIdentity(bit_width=8), *block(1, 32), *block(32, 64),
+                         *block(64, 64), nn.Flatten(),
+                         qnn.QuantLinear(576, 128, bias=False, weight_bit_width=bits),
+                         nn.BatchNorm1d(128), qnn.QuantReLU(bit_width=bits),
+                         qnn.QuantLinear(128, 10, bias=True, weight_bit_width=bits))
+
+
+def run_one(method, weight_bits, act_bits, train, test, args, check):
+    set_seed(args.seed, args.threads)
+    bits = (4, 4) if method == "float" else (weight_bits, act_bits)   # float: nothing quantized
+    model = quantize_model(FashionCNN(), method, *bits)
+    schedule = make_schedule(model, method, args.epochs)
+    started = time.monotonic()
+    history = fit(model, train, None, args.epochs, method=method, schedule=schedule, lr=args.lr,
+                  batch_size=args.batch_size, progress=not args.quiet)
+    seconds = time.monotonic() - started
+    row = {"method": method, "weight_bits": weight_bits, "act_bits": act_bits,
+           "test_accuracy": evaluate(model, *test), "train_seconds": seconds,
+           "epoch_seconds": float(np.mean([h["seconds"] for h in history]))}
+    bops = count_bops(model, SHAPE)
+    row.update(bops=bops["total_bops"], weight_memory_bits=bops["weight_memory_bits"])
+    sparsity = [layer.weight_quant.sparsity(layer.weight) for _, layer in weighted_layers(model)
+                if layer.weight_quant is not None and layer.weight_quant.kind == "pot"]
+    row["sparsity"] = float(np.mean(sparsity)) if sparsity else None
+    if method != "float":
+        model_ir = export_model(model, SHAPE)
+        agree, _, int_pred = agreement(model, model_ir, check[0])
+        row["export_agreement"] = agree
+        row["integer_accuracy"] = float(np.mean(int_pred == check[1]))
+        row["pytorch_accuracy_on_check"] = evaluate(model, *check)
+    return row
+
+
+def run_brevitas(bits, train, test, args):
+    set_seed(args.seed, args.threads)
+    model = brevitas_model(bits)
+    started = time.monotonic()
+    history = fit(model, train, None, args.epochs, method="float", lr=args.lr,
+                  batch_size=args.batch_size, progress=not args.quiet)
+    bops = count_bops(FashionCNN(), SHAPE, weight_bits=bits, act_bits=bits, input_bits=8)
+    return {"method": "brevitas", "weight_bits": bits, "act_bits": bits,
+            "test_accuracy": evaluate(model, *test), "train_seconds": time.monotonic() - started,
+            "epoch_seconds": float(np.mean([h["seconds"] for h in history])),
+            "bops": bops["total_bops"], "weight_memory_bits": bops["weight_memory_bits"],
+            "sparsity": None}
+
+
+def markdown(rows, args, notes):
+    float_epoch = next((r["epoch_seconds"] for r in rows if r["method"] == "float"), None)
+    lines = [f"# Quantization methods on Fashion-MNIST ({args.epochs} epoch(s), "
+             f"{args.subset or 60000} training images, {args.test_subset or 10000} test images, "
+             f"FashionCNN)", "",
+             "| method | W/A | accuracy (%) | BOPs | weight kbit | sparsity | export agreement (%) "
+             "| epoch time / float |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ratio = f"{r['epoch_seconds'] / float_epoch:.2f}" if float_epoch else ""
+        agree = f"{100 * r['export_agreement']:.2f}" if r.get("export_agreement") is not None else ""
+        sparsity = f"{100 * r['sparsity']:.1f}%" if r.get("sparsity") is not None else ""
+        wa = "32/32" if r["method"] == "float" else f"{r['weight_bits']}/{r['act_bits']}"
+        lines.append(f"| {r['method']} | {wa} | {100 * r['test_accuracy']:.2f} | {r['bops']:.3e} | "
+                     f"{r['weight_memory_bits'] / 1000:.1f} | {sparsity} | {agree} | {ratio} |")
+    return "\n".join(lines + [""] + [f"- {n}" for n in notes]) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per run (default 2)")
+    parser.add_argument("--subset", type=int, default=6000,
+                        help="training images (default 6000; 0 = all 60000)")
+    parser.add_argument("--test-subset", type=int, default=2000,
+                        help="test images (default 2000; 0 = all 10000)")
+    parser.add_argument("--check", type=int, default=500,
+                        help="test images for the export agreement check (default 500)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--only", nargs="*", help="methods to run (default: all)")
+    parser.add_argument("--brevitas-path", help="extra folder on sys.path where brevitas is installed")
+    parser.add_argument("--no-brevitas", action="store_true", help="skip the Brevitas comparison")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results",
+                        help="result folder (default bench/results)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    train, test = load_split("fashion-mnist", None, args.subset or None, args.test_subset or None,
+                             args.seed)
+    check = (test[0][:args.check], test[1][:args.check])
+    rows, notes = [], []
+    for method, weight_bits, act_bits in CONFIGS:
+        if args.only and method not in args.only:
+            continue
+        print(f"== {method} W{weight_bits}A{act_bits}", file=sys.stderr)
+        rows.append(run_one(method, weight_bits, act_bits, train, test, args, check))
+        print(f"   accuracy {100 * rows[-1]['test_accuracy']:.2f}%", file=sys.stderr)
+    if not args.no_brevitas and (not args.only or "brevitas" in args.only):
+        if args.brevitas_path:
+            sys.path.insert(0, args.brevitas_path)
+        try:
+            import brevitas  # noqa: F401
+        except ImportError as error:
+            notes.append(f"Brevitas comparison skipped: {error}")
+        else:
+            for bits in (4, 2):
+                print(f"== brevitas W{bits}A{bits}", file=sys.stderr)
+                rows.append(run_brevitas(bits, train, test, args))
+            notes.append(f"Brevitas {brevitas.__version__}: QuantConv2d/QuantLinear (per-tensor "
+                         "float scale) and QuantReLU at the same width, 8-bit input; BOPs computed "
+                         "for the same widths.")
+    notes.append("Epoch time / float: mean training-epoch time of the run divided by the float "
+                 "run's, same machine, same process, one torch thread.")
+    notes.append("Export agreement: integer model (reference interpreter) vs PyTorch quantized "
+                 f"evaluation, same predicted class, on {len(check[0])} test images.")
+    args.output.mkdir(parents=True, exist_ok=True)
+    write_json(args.output / "quant_methods.json",
+               {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                "rows": rows, "notes": notes})
+    text = markdown(rows, args, notes)
+    _atomic_write(args.output / "quant_methods.md", lambda tmp: Path(tmp).write_text(text))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

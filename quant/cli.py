@@ -1,0 +1,340 @@
+"""``python -m quant train|eval|export|bops|report``: the training-side command line.
+
+Errors print one line on stderr and exit with status 1 (2 for usage errors);
+``--debug`` shows the traceback instead.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+_MODEL_NAMES = ("digits-cnn", "fashion-cnn", "residual-cnn", "cnv", "resnet18-cifar",
+                "resnet18-imagenet")
+_METHODS = ("float", "nice", "uniq", "pot", "gsnq")
+
+
+def _key_value(text):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        value = json.loads(value)
+    except json.JSONDecodeError:
+        pass
+    return key, value
+
+
+def _portions(text):
+    try:
+        return [float(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, not {text!r}") from None
+
+
+def _add_data(parser):
+    parser.add_argument("--dataset", default="digits",
+                        help="digits (built in, default), fashion-mnist, a .npz file with "
+                             "'images' and 'labels', or an image folder (one sub-folder per class)")
+    parser.add_argument("--data-dir", help="folder holding the Fashion-MNIST idx files "
+                                           "(default: the Debian package's folder)")
+    parser.add_argument("--subset", type=int, help="train on a random subset of this many images")
+    parser.add_argument("--test-subset", type=int, help="test on a random subset of this many images")
+
+
+def _add_quant(parser):
+    parser.add_argument("--model", default="digits-cnn", choices=_MODEL_NAMES,
+                        help="model architecture (default: digits-cnn)")
+    parser.add_argument("--method", default="nice", choices=_METHODS,
+                        help="quantization method (default: nice)")
+    parser.add_argument("--weight-bits", type=int, default=4, help="weight width (default 4)")
+    parser.add_argument("--act-bits", type=int, default=4, help="activation width (default 4)")
+    parser.add_argument("--input-bits", type=int, default=8,
+                        help="image code width; inputs are quantize_images(x, bits) (default 8)")
+    parser.add_argument("--first-layer-bits", type=int, help="weight width of the first layer")
+    parser.add_argument("--last-layer-bits", type=int, help="weight width of the last layer")
+    parser.add_argument("--add-bits", type=int,
+                        help="width of the signed codes at residual adds (default: the activation width)")
+    parser.add_argument("--per-layer", type=_key_value, action="append", default=[],
+                        metavar="NAME=BITS",
+                        help="bit width of one layer by module name (weights of a conv/linear, "
+                             "activations of a ReLU); repeatable")
+    parser.add_argument("--option", type=_key_value, action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="method option, e.g. per_channel=true (uniq), eps=1e-5 (uniq), "
+                             "target_sparsity=0.5 (pot, gsnq), rounding=linear (pot); repeatable")
+    parser.add_argument("--classes", type=int, help="number of classes (default: the model's)")
+    parser.add_argument("--in-channels", type=int, help="image channels (default: the model's)")
+
+
+def _add_common(parser):
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: fastest for small models on a busy machine)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m quant",
+                                     description="Quantization-aware training (NICE, UNIQ, PoT, "
+                                                 "GSNQ), BOPs, and export to integer models.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a quantized model into a run directory",
+                           description="Train a quantized model. The run directory gets "
+                                       "config.json, checkpoint.pt (every epoch) and result.json.")
+    _add_quant(train)
+    _add_data(train)
+    train.add_argument("--epochs", type=int, default=10, help="total epochs over all stages "
+                                                              "(default 10)")
+    train.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--stages", type=int, help="NICE/UNIQ: number of layer groups (stages)")
+    train.add_argument("--final-epochs", type=int,
+                       help="NICE/UNIQ: epochs of the final all-quantized stage")
+    train.add_argument("--portions", type=_portions,
+                       help="GSNQ: INQ portions, e.g. 0.5,0.75,0.875,1.0")
+    train.add_argument("--out", required=True, type=Path, help="run directory")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its checkpoint (its config is used)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_common(train)
+
+    evaluate = sub.add_parser("eval", help="accuracy of a run's model or of an integer model file",
+                              description="Evaluate a run (PyTorch quantized evaluation) or a .qnn "
+                                          "integer model (reference interpreter).")
+    evaluate.add_argument("target", type=Path, help="run directory or .qnn file")
+    _add_data(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_common(evaluate)
+
+    export = sub.add_parser("export", help="export a run's model to an integer model file",
+                            description="Export a trained run to a .qnn integer model and check "
+                                        "it against the PyTorch evaluation on the test set.")
+    export.add_argument("run", type=Path, help="run directory")
+    export.add_argument("--output", "-o", type=Path, required=True, help="the .qnn file to write")
+    export.add_argument("--threshold-bits", type=int, default=4,
+                        help="activations up to this width use thresholds, wider multiply-shift "
+                             "(default 4)")
+    export.add_argument("--check", type=int, default=1000, metavar="N",
+                        help="compare with PyTorch on N test images (0: skip; default 1000)")
+    _add_data(export)
+    _add_common(export)
+
+    bops = sub.add_parser("bops", help="BOPs and weight memory per layer",
+                          description="BOPs (UNIQ's formula) and weight memory of a model "
+                                      "configuration or of a run.")
+    _add_quant(bops)
+    bops.add_argument("--run", type=Path, help="take the configuration from this run directory")
+    bops.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_common(bops)
+
+    report = sub.add_parser("report", help="accuracy vs BOPs of several runs",
+                            description="Markdown table (and a PNG plot if matplotlib is "
+                                        "installed) of accuracy against BOPs.")
+    report.add_argument("results", nargs="+", type=Path, help="result.json files or run directories")
+    report.add_argument("--output", "-o", type=Path, default=Path("report"),
+                        help="output folder (default ./report)")
+    _add_common(report)
+    return parser
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+def _config_from_args(args):
+    options = dict(args.option)
+    return {"model": args.model, "method": args.method, "weight_bits": args.weight_bits,
+            "act_bits": args.act_bits, "input_bits": args.input_bits,
+            "first_layer_bits": args.first_layer_bits, "last_layer_bits": args.last_layer_bits,
+            "add_bits": args.add_bits, "per_layer": dict(args.per_layer), "options": options,
+            "classes": args.classes, "in_channels": args.in_channels}
+
+
+def _cmd_train(args):
+    import torch
+    from quant.bops import count_bops
+    from quant.runs import (build_from_config, load_checkpoint, load_split, model_input_shape,
+                            read_json, save_checkpoint, write_json)
+    from quant.schedule import make_schedule
+    from quant.training import evaluate, fit, set_seed
+
+    out = args.out
+    if args.resume:
+        config = read_json(out / "config.json")
+    else:
+        config = _config_from_args(args)
+        config.update({"dataset": args.dataset, "data_dir": args.data_dir, "subset": args.subset,
+                       "test_subset": args.test_subset, "epochs": args.epochs,
+                       "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                       "stages": args.stages, "final_epochs": args.final_epochs,
+                       "portions": args.portions})
+        if (out / "checkpoint.pt").exists():
+            raise ValueError(f"{out} already holds a run; use --resume or another --out")
+    set_seed(config["seed"], args.threads)
+    train, test = load_split(config["dataset"], config.get("data_dir"), config.get("subset"),
+                             config.get("test_subset"), config["seed"])
+    model = build_from_config(config)
+    shape = model_input_shape(config)
+    if tuple(train[0].shape[1:]) != tuple(shape):
+        raise ValueError(f"model {config['model']} takes images of shape {tuple(shape)}, but "
+                         f"{config['dataset']} has {tuple(train[0].shape[1:])}")
+    schedule = make_schedule(model, config["method"], config["epochs"], stages=config.get("stages"),
+                             final_epochs=config.get("final_epochs"), portions=config.get("portions"))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    start, history = 0, []
+    if args.resume:
+        model(torch.as_tensor(train[0][:2]))      # builds lazily sized state (none today)
+        start, history = load_checkpoint(out / "checkpoint.pt", model, optimizer)
+        print(f"resuming at epoch {start + 1}/{config['epochs']}", file=sys.stderr)
+    else:
+        write_json(out / "config.json", config)
+    print("\n".join(f"  {stage.describe()}" for stage in schedule), file=sys.stderr)
+    generator = torch.Generator().manual_seed(config["seed"])
+    for _ in range(start):
+        torch.randperm(len(train[0]), generator=generator)     # same batches as an unbroken run
+
+    def on_epoch(epoch, record, optimizer):
+        history.append(record)
+        save_checkpoint(out / "checkpoint.pt", model, optimizer, epoch + 1, history)
+
+    started = time.monotonic()
+    fit(model, train, test, config["epochs"], method=config["method"], schedule=schedule,
+        batch_size=config["batch_size"], optimizer=optimizer, start_epoch=start,
+        progress=not args.no_progress, on_epoch=on_epoch, generator=generator)
+    accuracy = evaluate(model, *test)
+    save_checkpoint(out / "checkpoint.pt", model, optimizer, config["epochs"], history)
+    result = _result(config, model, shape, accuracy, history, time.monotonic() - started)
+    write_json(out / "result.json", result)
+    print(f"test accuracy {100 * accuracy:.2f}%  BOPs {result['bops']:.4g}  "
+          f"-> {out / 'result.json'}")
+
+
+def _result(config, model, shape, accuracy, history, seconds):
+    from quant.bops import count_bops
+    from quant.nn import weighted_layers
+    bops = count_bops(model, shape)
+    sparsity = {}
+    for name, layer in weighted_layers(model):
+        if layer.weight_quant is not None and layer.weight_quant.kind == "pot":
+            sparsity[name] = layer.weight_quant.sparsity(layer.weight)
+    epoch_seconds = [r["seconds"] for r in history]
+    return {"config": config, "test_accuracy": accuracy, "bops": bops["total_bops"],
+            "macs": bops["total_macs"], "weight_memory_bits": bops["weight_memory_bits"],
+            "layers": bops["layers"], "sparsity": sparsity, "history": history,
+            "train_seconds": seconds,
+            "epoch_seconds_mean": sum(epoch_seconds) / len(epoch_seconds) if epoch_seconds else None}
+
+
+def _load_run(run):
+    from quant.runs import build_from_config, load_checkpoint, read_json
+    config = read_json(Path(run) / "config.json")
+    model = build_from_config(config)
+    load_checkpoint(Path(run) / "checkpoint.pt", model)
+    from quant.schedule import finish
+    finish(model)
+    return config, model
+
+
+def _data_for(args, config):
+    from quant.runs import load_split
+    dataset = args.dataset if args.dataset != "digits" or config is None else config["dataset"]
+    data_dir = args.data_dir or (config or {}).get("data_dir")
+    return load_split(dataset, data_dir, None, args.test_subset)[1]
+
+
+def _cmd_eval(args):
+    import numpy as np
+    target = args.target
+    if target.is_dir():
+        from quant.training import evaluate, set_seed
+        set_seed(0, args.threads)
+        config, model = _load_run(target)
+        images, labels = _data_for(args, config)
+        accuracy, kind = evaluate(model, images, labels), "pytorch"
+    else:
+        from quant.data import quantize_images
+        from quant.ir import load_model
+        from sim.reference import classify
+        model_ir = load_model(target)
+        images, labels = _data_for(args, None)
+        bits = model_ir.metadata.get("input_bits", 8)
+        predictions = np.concatenate([classify(model_ir, quantize_images(images[i:i + 256], bits))
+                                      for i in range(0, len(images), 256)])
+        accuracy, kind = float(np.mean(predictions == labels)), "integer"
+    if args.json:
+        print(json.dumps({"target": str(target), "evaluation": kind, "images": len(labels),
+                          "accuracy": accuracy}))
+    else:
+        print(f"{target}: {kind} accuracy {100 * accuracy:.2f}% on {len(labels)} images")
+
+
+def _cmd_export(args):
+    import numpy as np
+    from quant.export import agreement, export_model
+    from quant.ir import save_model
+    from quant.runs import model_input_shape
+    from quant.training import set_seed
+    set_seed(0, args.threads)
+    config, model = _load_run(args.run)
+    model_ir = export_model(model, model_input_shape(config), threshold_bits=args.threshold_bits,
+                            name=f"{config['model']}-{config['method']}",
+                            metadata={"dataset": config["dataset"]})
+    save_model(model_ir, args.output)
+    print(model_ir.summary())
+    print(f"wrote {args.output}")
+    if args.check:
+        images, labels = _data_for(args, config)
+        images, labels = images[:args.check], labels[:args.check]
+        agree, torch_pred, int_pred = agreement(model, model_ir, images)
+        print(f"agreement with PyTorch {100 * agree:.2f}% on {len(labels)} images; accuracy "
+              f"pytorch {100 * np.mean(torch_pred == labels):.2f}%, integer "
+              f"{100 * np.mean(int_pred == labels):.2f}%")
+
+
+def _cmd_bops(args):
+    from quant.bops import count_bops
+    from quant.runs import build_from_config, model_input_shape, read_json
+    from quant.training import set_seed
+    set_seed(0, args.threads)
+    config = read_json(args.run / "config.json") if args.run else _config_from_args(args)
+    result = count_bops(build_from_config(config), model_input_shape(config))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{'layer':<28} {'type':<7} {'W':>3} {'A':>3} {'MACs':>12} {'BOPs':>14} {'weight bits':>12}")
+    for row in result["layers"]:
+        print(f"{row['name']:<28} {row['type']:<7} {row['weight_bits']:>3} {row['act_bits']:>3} "
+              f"{row['macs']:>12,} {row['bops']:>14.4g} {row['weight_memory_bits']:>12,}")
+    print(f"{'total':<44} {result['total_macs']:>12,} {result['total_bops']:>14.4g} "
+          f"{result['weight_memory_bits']:>12,}")
+
+
+def _cmd_report(args):
+    from quant.report import write_report
+    paths = [p / "result.json" if p.is_dir() else p for p in args.results]
+    written = write_report(paths, args.output)
+    for path in written:
+        print(f"wrote {path}")
+
+
+_COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "export": _cmd_export, "bops": _cmd_bops,
+             "report": _cmd_report}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 1
+    except Exception as error:
+        if args.debug:
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    return 0

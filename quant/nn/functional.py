@@ -1,0 +1,63 @@
+"""Autograd pieces shared by the quantizers: straight-through rounding and the
+learned-clamp activation quantizer of NICE, with its gradient written out.
+"""
+
+import torch
+
+__all__ = ["ste", "round_ste", "clamp_quantize"]
+
+
+def ste(x, target):
+    """Forward ``target``, backward identity to ``x`` (straight-through)."""
+    return x + (target - x).detach()
+
+
+def round_ste(x):
+    return ste(x, torch.round(x))
+
+
+class _ClampQuantize(torch.autograd.Function):
+    """q = round(clip(x, lo, c) * s) / s with s = levels / c; lo = 0 or -c.
+
+    Gradients (NICE, QUANT.md): d q / d x = 1 inside (lo, c), 0 outside
+    (straight through the rounding, zero where clipped). d q / d c = 1 where
+    x >= c, (q - x) / c inside, 0 below 0 (unsigned); signed: -1 where x <= -c.
+    The inside term is the derivative of round(x s)/s with s = L/c when the
+    rounding is held fixed: d/dc (round(x L / c) c / L) = round(.)/L = q / c,
+    minus the straight-through part x / c.
+    """
+
+    @staticmethod
+    def forward(ctx, x, clamp, levels, signed):
+        c = clamp.clamp_min(1e-8)
+        lo = -c if signed else torch.zeros_like(c)
+        clipped = torch.minimum(torch.maximum(x, lo), c)
+        scale = levels / c
+        q = torch.round(clipped * scale) / scale
+        ctx.save_for_backward(x, q, c)
+        ctx.signed = signed
+        return q
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, q, c = ctx.saved_tensors
+        above = x >= c
+        below = (x <= -c) if ctx.signed else (x <= 0)
+        inside = ~(above | below)
+        grad_x = grad * inside.to(grad.dtype)
+        local = torch.where(above, torch.ones_like(x), torch.where(inside, (q - x) / c,
+                                                                       torch.zeros_like(x)))
+        if ctx.signed:
+            local = torch.where(x <= -c, -torch.ones_like(x), local)
+        grad_c = (grad * local).sum().reshape(c.shape)
+        return grad_x, grad_c, None, None
+
+
+def clamp_quantize(x, clamp, bits, signed=False):
+    """Quantize ``x`` to ``bits``-bit codes with a learned clamp (returns values, not codes).
+
+    Unsigned: codes 0 .. 2^b - 1 over [0, c]. Signed: symmetric codes
+    -(2^(b-1)-1) .. 2^(b-1)-1 over [-c, c] (the most negative code is unused).
+    """
+    levels = float((1 << (bits - 1)) - 1 if signed else (1 << bits) - 1)
+    return _ClampQuantize.apply(x, clamp, levels, signed)

@@ -1,0 +1,85 @@
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import quant.runs  # noqa: E402
+from quant.cli import build_parser, main  # noqa: E402
+
+
+def _train(tmp_path, name, *extra):
+    out = tmp_path / name
+    code = main(["train", "--epochs", "3", "--method", "pot", "--no-progress", "--out", str(out),
+                 "--subset", "600", *extra])
+    return code, out
+
+
+def test_help_explains_every_option(capsys):
+    parser = build_parser()
+    for command in ("train", "eval", "export", "bops", "report"):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([command, "--help"])
+        assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        for action in parser._subparsers._group_actions[0].choices[command]._actions:
+            assert action.help, f"{command} {action.option_strings} has no help"
+        assert "--debug" in text
+
+
+def test_train_export_eval_report_and_resume(tmp_path, monkeypatch, capsys):
+    code, full = _train(tmp_path, "full")
+    assert code == 0
+    result = json.loads((full / "result.json").read_text())
+    assert result["config"]["method"] == "pot" and len(result["history"]) == 3
+    assert 0.5 < result["test_accuracy"] <= 1.0 and result["bops"] > 0
+    assert set(result["sparsity"]) == {"0", "3", "7", "12"}
+
+    # Interrupt a second run after two epochs, then resume it: same result.
+    original = quant.runs.save_checkpoint
+
+    def interrupting(path, model, optimizer, epoch, history):
+        original(path, model, optimizer, epoch, history)
+        if epoch == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(quant.runs, "save_checkpoint", interrupting)
+    code, broken = _train(tmp_path, "broken")
+    assert code == 1 and not (broken / "result.json").exists()
+    monkeypatch.setattr(quant.runs, "save_checkpoint", original)
+    assert main(["train", "--resume", "--out", str(broken), "--no-progress"]) == 0
+    resumed = json.loads((broken / "result.json").read_text())
+    assert resumed["test_accuracy"] == result["test_accuracy"]
+    assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in result["history"]])
+
+    capsys.readouterr()
+    assert main(["export", str(full), "-o", str(tmp_path / "m.qnn")]) == 0
+    assert "agreement with PyTorch 100.00%" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "m.qnn"), "--json"]) == 0
+    integer = json.loads(capsys.readouterr().out)
+    assert integer["evaluation"] == "integer" and integer["accuracy"] == pytest.approx(
+        result["test_accuracy"], abs=0.003)
+    assert main(["report", str(full), str(broken), "-o", str(tmp_path / "report")]) == 0
+    table = (tmp_path / "report" / "report.md").read_text()
+    assert table.count("| pot W4A4 | digits-cnn |") == 2
+
+
+def test_errors_are_one_line_with_status_1(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert main(["train", "--dataset", "cifar", "--out", str(tmp_path / "x")]) == 1
+    assert "Unknown data set 'cifar'" in capsys.readouterr().err
+    assert main(["train", "--option", "per_channel=true", "--out", str(tmp_path / "y")]) == 1
+    assert "Method 'nice' has no option 'per_channel'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--method", "lsq", "--out", "z"])
+    assert exit_info.value.code == 2
+    with pytest.raises(FileNotFoundError):
+        main(["eval", str(tmp_path / "missing.qnn"), "--debug"])
+
+
+def test_bops_command_prints_a_table(capsys):
+    assert main(["bops", "--model", "cnv", "--weight-bits", "2", "--act-bits", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1].startswith("total")
+    assert len(out.splitlines()) == 1 + 9 + 1

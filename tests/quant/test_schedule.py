@@ -1,0 +1,53 @@
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from quant.models import DigitsCNN  # noqa: E402
+from quant.nn import quantize_model  # noqa: E402
+from quant.schedule import apply_stage, make_schedule  # noqa: E402
+
+
+def _model(method):
+    model = quantize_model(DigitsCNN(), method, 4, 4)
+    model(torch.rand(4, 1, 8, 8))
+    return model
+
+
+def test_nice_is_one_stage_per_layer_then_a_final_stage():
+    model = _model("nice")
+    schedule = make_schedule(model, "nice", 12)
+    assert [s.epochs for s in schedule] == [2, 2, 2, 2, 4]
+    second = schedule[1]
+    assert second.modes == {"0": "quant", "3": "noisy", "7": "float", "12": "float"}
+    assert not second.frozen
+    assert second.activations == {"input_quant": True, "2": True, "5": True, "9": False}
+    assert set(schedule[-1].modes.values()) == {"quant"}
+    assert sum(s.epochs for s in schedule) == 12
+
+
+def test_uniq_freezes_earlier_stages_and_groups_layers_to_fit_the_epochs():
+    model = _model("uniq")
+    schedule = make_schedule(model, "uniq", 2)
+    assert len(schedule) == 2 and schedule[1].frozen == {"0", "3"}
+    apply_stage(model, schedule[1])
+    assert not model.get_submodule("0").weight.requires_grad
+    assert model.get_submodule("7").weight_quant.mode == "noisy"
+    assert model.get_submodule("7").weight.requires_grad
+
+
+def test_gsnq_stages_freeze_the_inq_portions():
+    model = _model("gsnq")
+    schedule = make_schedule(model, "gsnq", 4)
+    assert [s.portion for s in schedule] == [0.5, 0.75, 0.875, 1.0]
+    for stage in schedule:
+        apply_stage(model, stage)
+        fraction = model.get_submodule("3").weight_quant.frozen_fraction
+        assert fraction == pytest.approx(stage.portion, abs=1e-3)
+    assert [s.portion for s in make_schedule(model, "gsnq", 2)] == [0.875, 1.0]
+    with pytest.raises(ValueError, match="must increase and end at 1.0"):
+        make_schedule(model, "gsnq", 2, portions=[0.5, 0.9])
+
+
+def test_pot_is_a_single_quantized_stage():
+    (stage,) = make_schedule(_model("pot"), "pot", 3)
+    assert stage.epochs == 3 and set(stage.modes.values()) == {"quant"}
