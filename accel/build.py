@@ -2,7 +2,7 @@
 
 from quant.ir import IntegerModel
 
-from .folding import choose_folding
+from .folding import DEFAULT_FILL, choose_folding, fit_folding
 from .report import BuildReport
 from .stream.accelerator import StreamingAccelerator
 from .stream.plan import check_supported, plan_pipeline
@@ -11,7 +11,7 @@ __all__ = ["build"]
 
 
 def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
-          skip_zeros=True):
+          skip_zeros=True, device=None, hard_multipliers=None, fill=DEFAULT_FILL):
     """Build a streaming dataflow accelerator for ``model``.
 
     Every operator becomes a hardware stage (see :mod:`accel.stream.plan`), joined by
@@ -37,6 +37,16 @@ def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
         Also output the logits.
     skip_zeros : bool
         Store weights compressed and schedule only words with a non-zero weight.
+    device : str, optional
+        An FPGA of :data:`accel.device.DEVICES` (e.g. ``"LFE5U-85F"``): choose the
+        fastest folding (fewest cycles per image) whose resource estimate
+        (:func:`accel.device.estimate`) fits it. Not with a target or a budget.
+    hard_multipliers : True, False or "auto"
+        Uniform weights on DSP blocks (True), in LUTs (False), or LUTs for narrow
+        weights and DSPs for wide ones while the device has them ("auto", see
+        :mod:`accel.folding`). Default: "auto" with a device, True without.
+    fill : float
+        With a device: the share of its LUTs and FFs the estimate may use.
 
     Returns
     -------
@@ -49,16 +59,42 @@ def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
         An operator or graph the builder does not support (naming the operator).
     ValueError
         An impossible folding, an unreachable target or a too small budget
-        (naming the layer).
+        (naming the layer); a model that does not fit the device (naming the
+        resources and by how much).
     """
     if not isinstance(model, IntegerModel):
         raise TypeError(f"Model must be an IntegerModel, not {model!r}")
     check_supported(model)
-    chosen = choose_folding(model, target_cycles=target_cycles, budget=budget, folding=folding,
-                            skip_zeros=skip_zeros)
-    plan = plan_pipeline(model, chosen, skip_zeros=skip_zeros, logits=logits, make=True)
+    if hard_multipliers not in (None, True, False, "auto"):
+        raise ValueError(f"Hard multipliers must be True, False or 'auto', not "
+                         f"{hard_multipliers!r}")
     policy = {}
-    if target_cycles is not None:
+    if device is not None:
+        if target_cycles is not None or budget is not None:
+            raise ValueError("Give a device, a target cycle count or a budget, not several")
+        mode = "auto" if hard_multipliers is None else hard_multipliers
+        chosen, hard, estimate = fit_folding(model, device, folding=folding,
+                                             skip_zeros=skip_zeros, hard_multipliers=mode,
+                                             fill=fill)
+        from .device import device as lookup
+        policy["device"] = lookup(device).name
+        policy["hard_multipliers"] = mode
+    else:
+        chosen = choose_folding(model, target_cycles=target_cycles, budget=budget,
+                                folding=folding, skip_zeros=skip_zeros)
+        hard = True if hard_multipliers is None else hard_multipliers == True  # noqa: E712
+        if hard_multipliers == "auto":
+            from .device import DEVICES
+            from .folding import _hard_layers
+            probe = plan_pipeline(model, chosen, skip_zeros=skip_zeros)
+            hard = _hard_layers(model, probe, DEVICES["LFE5U-85F"].dsp, "auto")
+        if hard_multipliers is not None:
+            policy["hard_multipliers"] = hard_multipliers
+    plan = plan_pipeline(model, chosen, skip_zeros=skip_zeros, logits=logits, make=True,
+                         hard_multipliers=hard)
+    if device is not None:
+        pass
+    elif target_cycles is not None:
         policy["target_cycles"] = target_cycles
     else:
         from .folding import DEFAULT_BUDGET
@@ -66,7 +102,8 @@ def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
     if folding:
         policy["overrides"] = {k: list(v) for k, v in folding.items()}
     policy["skip_zeros"] = skip_zeros
-    accelerator = StreamingAccelerator(plan, model, BuildReport(model.name, plan, policy))
+    accelerator = StreamingAccelerator(plan, model, BuildReport(model.name, plan, policy,
+                                                                device=device))
     # Building only for the report is legitimate: no warning when it is never elaborated.
     accelerator._MustUse__silence = True
     return accelerator

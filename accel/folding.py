@@ -16,17 +16,36 @@ Policies:
 * ``budget`` (multiply units in total): the smallest target whose foldings fit
   the budget (binary search over the target).
 * neither: ``budget=DEFAULT_BUDGET``.
+* ``device`` (:func:`fit_folding`): the smallest target whose foldings fit the
+  device by :func:`accel.device.estimate` (binary search over the target, like
+  the budget; the estimate shrinks as the target grows, up to the geometry of
+  block RAMs). A model that does not fit even at one unit per layer is an error
+  naming each resource that overflows and by how much.
 * ``folding={"conv1": (pe, simd), ...}`` overrides single layers in any case.
+
+Multipliers (``hard_multipliers="auto"`` with a device): uniform weights of at
+most :data:`SOFT_MAX_BITS` bits multiply in LUTs (a product table of a few
+LUTs, where a DSP block would hold a 2 x 2-bit product); wider ones use DSP
+blocks while the device has them, the layers with the most units moving to LUTs
+first when it does not.
 """
 
 from quant.ir import Conv2d, Linear
 
 from accel.stream.plan import plan_pipeline
 
-__all__ = ["choose_folding", "DEFAULT_BUDGET"]
+__all__ = ["choose_folding", "fit_folding", "DEFAULT_BUDGET", "SOFT_MAX_BITS", "DEFAULT_FILL"]
 
 #: Multiply units when neither a target nor a budget is given (an 8 x 8 array's worth).
 DEFAULT_BUDGET = 64
+
+#: Uniform weights up to this width multiply in LUTs under ``hard_multipliers="auto"``.
+SOFT_MAX_BITS = 3
+
+#: Share of the device's LUTs and FFs the estimate may fill (place and route needs
+#: room, and the LUT estimate is within about 25%); DSP and block RAM counts are
+#: exact from the plan, so they may use the whole device.
+DEFAULT_FILL = 0.8
 
 
 def _check_overrides(model, folding):
@@ -141,3 +160,87 @@ def choose_folding(model, *, target_cycles=None, budget=None, folding=None, skip
         else:
             low = middle + 1
     return fits(high)[1]
+
+
+def _hard_layers(model, plan, dsps, mode):
+    """The set of uniform layers on DSP blocks for ``mode`` (True/False/"auto")."""
+    from quant.ir.weights import UniformWeights
+    uniform = {op.name: op for op in model.ops
+               if isinstance(op, (Conv2d, Linear)) and isinstance(op.weights, UniformWeights)}
+    if mode is True:
+        return set(uniform)
+    if mode is False:
+        return set()
+    units = {layer.name: layer.multipliers for layer in plan.layers if layer.name in uniform}
+    hard = {name for name, op in uniform.items() if op.weights.bits > SOFT_MAX_BITS}
+    while sum(units[name] for name in hard) > dsps:
+        hard.discard(max(hard, key=lambda name: (units[name], name)))
+    return hard
+
+
+def fit_folding(model, target_device, *, folding=None, skip_zeros=True, hard_multipliers="auto",
+                fill=DEFAULT_FILL):
+    """The fastest folding whose resource estimate fits ``target_device``.
+
+    Returns
+    -------
+    (folding, hard, estimate)
+        ``{layer: (pe, simd)}``, the layers on DSP blocks (for
+        :func:`accel.stream.plan.plan_pipeline`), and the
+        :class:`accel.device.ResourceEstimate` of the choice.
+
+    Raises
+    ------
+    ValueError
+        When even the slowest folding (the fewest units per layer) does not fit,
+        naming every resource that overflows and by how much; or a bad ``fill``.
+    """
+    from accel.device import device, estimate
+    target = device(target_device)
+    if hard_multipliers not in (True, False, "auto"):
+        raise ValueError(f"Hard multipliers must be True, False or 'auto', not "
+                         f"{hard_multipliers!r}")
+    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 < fill <= 1:
+        raise ValueError(f"Fill must be a number in (0, 1], not {fill!r}")
+    overrides = _check_overrides(model, folding)
+    cache = {}
+    low, high = _bounds(model, overrides, skip_zeros, cache)
+    limits = {"LUT": int(target.lut * fill), "FF": int(target.ff * fill), "DSP": target.dsp,
+              "BRAM": target.bram}
+
+    def attempt(interval):
+        policy = _TargetPolicy(interval, overrides, strict=False)
+        plan = plan_pipeline(model, policy, skip_zeros=skip_zeros, cache=cache)
+        hard = _hard_layers(model, plan, target.dsp, hard_multipliers)
+        if hard_multipliers == "auto" or hard != _hard_layers(model, plan, target.dsp, True):
+            plan = plan_pipeline(model, policy.chosen, skip_zeros=skip_zeros, cache=cache,
+                                 hard_multipliers=hard)
+        used = estimate(plan)
+        need = {"LUT": used["LUT"] + _lutram_luts(used), "FF": used["FF"], "DSP": used["DSP"],
+                "BRAM": used["BRAM"]}
+        over = [(k, need[k], limits[k]) for k in limits if need[k] > limits[k]]
+        return policy.feasible and not over, policy.chosen, hard, used, over
+
+    ok, chosen, hard, used, over = attempt(high)
+    if not ok:
+        parts = [f"{name} {need:,} of {have:,} (over by {need - have:,})"
+                 for name, need, have in over]
+        raise ValueError(
+            f"{model.name or 'the model'} does not fit {target.name} even at the slowest folding "
+            f"({high:,} cycles per image, {sum(p * s for p, s in chosen.values())} multiply "
+            f"units): estimated " + "; ".join(parts)
+            + (f" (LUT and FF limits are {fill:.0%} of the device)" if
+               any(name in ("LUT", "FF") for name, _, _ in over) else ""))
+    while low < high:
+        middle = (low + high) // 2
+        if attempt(middle)[0]:
+            high = middle
+        else:
+            low = middle + 1
+    _, chosen, hard, used, _ = attempt(high)
+    return chosen, hard, used
+
+
+def _lutram_luts(used):
+    from accel.device import LUTRAM_LUTS
+    return LUTRAM_LUTS * used["LUTRAM"]

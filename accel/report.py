@@ -17,16 +17,21 @@ class BuildReport:
     bits, and the expected PE utilization (useful MACs / (units x interval)).
     """
 
-    def __init__(self, model_name, plan, policy):
+    def __init__(self, model_name, plan, policy, device=None):
+        from .device import device as lookup, estimate
         self._model_name = model_name
         self._policy = dict(policy)
+        self._estimate = estimate(plan)
+        self._device = None if device is None else lookup(device)
         self._layers = [dict(
             name=layer.name, type=layer.op_type, pe=layer.pe, simd=layer.simd,
             multipliers=layer.multipliers, multiplier=layer.multiplier_kind,
             weight_kind=layer.weight_kind, schedule_length=layer.schedule_length,
             dense_length=layer.dense_length, in_words=layer.in_words, vectors=layer.vectors,
             macs=layer.macs, cycles=layer.cycles, memory_bits=layer.memory_bits,
-            acc_bits=layer.acc_bits, notes=list(layer.notes)) for layer in plan.layers]
+            acc_bits=layer.acc_bits, dsp=layer.hard_multipliers, dense=layer.dense,
+            resources=dict(self._estimate["layers"][layer.name]),
+            notes=list(layer.notes)) for layer in plan.layers]
         self._interval = plan.interval
         self._bottleneck = plan.bottleneck
 
@@ -54,6 +59,16 @@ class BuildReport:
         return counts
 
     @property
+    def resources(self):
+        """Estimated ECP5 resources (:func:`accel.device.estimate`): LUT, FF, DSP, BRAM, LUTRAM."""
+        return {k: v for k, v in self._estimate.items() if k != "layers"}
+
+    @property
+    def device(self):
+        """The device the folding was fitted to, or None."""
+        return None if self._device is None else self._device.name
+
+    @property
     def memory_bits(self):
         return sum(layer["memory_bits"] for layer in self._layers)
 
@@ -72,7 +87,8 @@ class BuildReport:
         return {"model": self._model_name, "policy": self._policy, "interval": self._interval,
                 "bottleneck": self._bottleneck, "multipliers": self.multipliers,
                 "memory_bits": self.memory_bits, "macs": self.macs,
-                "utilization": self.utilization, "layers": self.layers}
+                "utilization": self.utilization, "device": self.device,
+                "resources": self.resources, "layers": self.layers}
 
     def to_json(self):
         return json.dumps(self.as_dict(), indent=2)
@@ -98,6 +114,10 @@ class BuildReport:
             f"interval {self._interval} cycles/image (bottleneck: {self._bottleneck})",
             f"multiply units: {units}; memory {self.memory_bits} bits; "
             f"expected PE utilization {self.utilization:.1%}",
+            "estimated ECP5 resources: " + ", ".join(
+                f"{k} {v}" for k, v in self.resources.items())
+            + (f" (device {self.device}: LUT {self._device.lut}, FF {self._device.ff}, "
+               f"DSP {self._device.dsp}, BRAM {self._device.bram})" if self._device else ""),
         ]
         for layer in self._layers:
             for note in layer["notes"]:

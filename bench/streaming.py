@@ -1,13 +1,16 @@
 """Benchmark the streaming dataflow accelerator: cycles, utilization, resources, fmax.
 
 For each network (``accel.stream.networks``) and weight kind: build with
-``accel.build`` (a multiply-unit budget per network), simulate a few images on
-the compiled backend (cycles per image = steady-state interval; classes checked
-against the reference), PE utilization = useful MACs / (units x cycles), and
-optionally Yosys ``synth_ecp5`` resources (``--synth``) and nextpnr-ecp5 fmax on
-an LFE5U-85F (``--pnr``, slow) with images/s at fmax. A sparsity sweep measures
-cycles with and without zero-weight skipping. Writes ``bench/results/streaming.json``
-and ``streaming.md``.
+``accel.build(model, device=...)`` (the fastest folding whose resource estimate
+fits the device, LFE5U-85F by default; ``--budget`` uses a multiply-unit budget
+per network instead), simulate a few images on the compiled backend (cycles per
+image = steady-state interval; classes checked against the reference; networks
+named in ``--no-sim`` report the plan's estimate instead), PE utilization =
+useful MACs / (units x cycles), the resource estimate, and optionally Yosys
+``synth_ecp5`` resources (``--synth``) and nextpnr-ecp5 fmax out of context on the
+device (``--pnr``, slow; a run past ``--pnr-timeout`` is recorded as timed out)
+with images/s at fmax. A sparsity sweep measures cycles with and without
+zero-weight skipping. Writes ``bench/results/streaming.json`` and ``streaming.md``.
 
     python -m bench.streaming --networks digits fashion --synth
 """
@@ -36,10 +39,12 @@ def _atomic_write(path, text):
     os.replace(temporary, path)
 
 
-def _fmax(component, timeout):
-    """fmax (MHz) from nextpnr-ecp5 on an LFE5U-85F, or None."""
+def _fmax(component, timeout, device="LFE5U-85F"):
+    """fmax (MHz) from nextpnr-ecp5 out of context on ``device``, or None."""
     from amaranth.back import rtlil
+    from accel.device import device as lookup
     from accel.toolchain import tool_command
+    target = lookup(device)
     with tempfile.TemporaryDirectory(prefix="qaccel-pnr-") as work:
         # Relative paths in the working directory: the YoWASP tools see only that.
         with open(os.path.join(work, "top.il"), "w") as handle:
@@ -47,7 +52,7 @@ def _fmax(component, timeout):
         subprocess.run([tool_command("YOSYS"), "-q", "-p",
                         "read_rtlil top.il; synth_ecp5 -top top -json top.json"],
                        check=True, timeout=timeout, capture_output=True, cwd=work)
-        subprocess.run([tool_command("NEXTPNR_ECP5"), "--85k", "--package", "CABGA381",
+        subprocess.run([tool_command("NEXTPNR_ECP5"), target.nextpnr, "--package", target.package,
                         "--json", "top.json", "--report", "report.json", "--timing-allow-fail",
                         "--freq", "100", "--out-of-context"],
                        check=True, timeout=timeout, capture_output=True, cwd=work)
@@ -72,25 +77,35 @@ def run_one(name, kind, args, sparsity=0.0, skip_zeros=True, budget=None, minima
         from quant.ir import Conv2d, Linear
         folding = {op.name: (1, 1) for op in model.ops if isinstance(op, (Conv2d, Linear))}
         acc = accel.build(model, folding=folding, skip_zeros=skip_zeros)
-    else:
+    elif getattr(args, "budget", False):
         acc = accel.build(model, budget=budget or BUDGETS[name], skip_zeros=skip_zeros)
+    else:
+        acc = accel.build(model, device=args.device, skip_zeros=skip_zeros)
     build_seconds = time.time() - started
-    images = random_inputs(model, args.images, 1)
-    started = time.time()
-    result = run_images(acc, images, backend=args.backend)
-    sim_seconds = time.time() - started
-    cycles = result.interval if result.interval is not None else result.cycles
     report = acc.report
+    started = time.time()
+    if name in (getattr(args, "no_sim", None) or []):
+        cycles, classes_match = float(report.interval), None
+    else:
+        images = random_inputs(model, args.images, 1)
+        result = run_images(acc, images, backend=args.backend)
+        cycles = result.interval if result.interval is not None else result.cycles
+        classes_match = bool(np.array_equal(result.classes, classify(model, images)))
+    sim_seconds = time.time() - started
     units = report.multipliers["total"]
     row = {
         "network": name, "weight_kind": kind, "sparsity": sparsity, "skip_zeros": skip_zeros,
-        "budget": None if minimal else budget or BUDGETS[name], "multipliers": units,
+        "budget": (None if minimal or not getattr(args, "budget", False)
+                   else budget or BUDGETS[name]),
+        "device": None if minimal or getattr(args, "budget", False) else args.device,
+        "multipliers": units, "unit_kinds": {k: v for k, v in report.multipliers.items()
+                                             if k != "total"},
         "folding": {l["name"]: [l["pe"], l["simd"]] for l in report.layers if l["pe"]},
         "estimated_cycles": report.interval, "cycles_per_image": cycles,
         "bottleneck": report.bottleneck, "macs": report.macs,
         "utilization": report.macs / (units * cycles) if units else None,
-        "memory_bits": report.memory_bits,
-        "classes_match": bool(np.array_equal(result.classes, classify(model, images))),
+        "memory_bits": report.memory_bits, "estimate": report.resources,
+        "simulated": classes_match is not None, "classes_match": classes_match,
         "build_seconds": round(build_seconds, 1), "sim_seconds": round(sim_seconds, 1),
     }
     if args.synth:
@@ -100,31 +115,47 @@ def run_one(name, kind, args, sparsity=0.0, skip_zeros=True, budget=None, minima
             row["ecp5"] = {k: stats[k] for k in ("LUT", "FF", "DSP", "BRAM") if k in stats}
         except Exception as error:  # noqa: BLE001 - a failed synthesis is a result too
             row["ecp5"] = {"error": str(error).splitlines()[0][:200]}
-    if args.pnr:
+    if args.pnr and name not in (args.no_pnr or []):
+        started = time.time()
         try:
-            fmax = _fmax(acc, args.timeout)
+            fmax = _fmax(acc, args.pnr_timeout, args.device)
             row["fmax_mhz"] = fmax
             if fmax:
                 row["images_per_second"] = fmax * 1e6 / cycles
+        except subprocess.TimeoutExpired:
+            row["fmax_error"] = f"timed out after {args.pnr_timeout} s"
         except Exception as error:  # noqa: BLE001
             row["fmax_error"] = str(error).splitlines()[0][:200]
+        row["pnr_seconds"] = round(time.time() - started)
     print(json.dumps({k: v for k, v in row.items() if k != "folding"}), file=sys.stderr)
     return row
 
 
 def markdown(rows, sweep):
     lines = ["# Streaming dataflow accelerator", "",
-             "| network | weights | units | est. cycles | cycles/image | utilization | bottleneck "
-             "| LUT | FF | DSP | BRAM | fmax MHz | images/s | classes ok |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Resources: Yosys `synth_ecp5` (estimate from `accel.device` in brackets); "
+             "fmax: nextpnr-ecp5 out of context, CABGA381. cycles/image: simulated on the "
+             "compiled backend, or the plan's estimate where `sim` is no.", "",
+             "| network | weights | device | units (kind) | cycles/image | sim | utilization "
+             "| bottleneck | LUT | FF | DSP | BRAM | fmax MHz | images/s | classes ok |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         e = r.get("ecp5", {})
+        est = r.get("estimate", {})
+        kinds = ", ".join(f"{v} {k}" for k, v in r.get("unit_kinds", {}).items())
+
+        def cell(key):
+            real = e.get(key, "")
+            guess = est.get(key)
+            return f"{real} ({guess})" if guess is not None else f"{real}"
+        fmax = (f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else r.get("fmax_error", ""))
+        ips = round(r["images_per_second"]) if r.get("images_per_second") else ""
         lines.append(
-            f"| {r['network']} | {r['weight_kind']} | {r['multipliers']} | {r['estimated_cycles']} "
-            f"| {r['cycles_per_image']:.0f} | {r['utilization']:.1%} | {r['bottleneck']} "
-            f"| {e.get('LUT', '')} | {e.get('FF', '')} | {e.get('DSP', '')} | {e.get('BRAM', '')} "
-            f"| {round(r['fmax_mhz'], 1) if r.get('fmax_mhz') else ''} | {r.get('images_per_second', '') and round(r['images_per_second'])} "
-            f"| {r['classes_match']} |")
+            f"| {r['network']} | {r['weight_kind']} | {r.get('device') or ''} | {kinds} "
+            f"| {r['cycles_per_image']:.0f} | {'yes' if r.get('simulated', True) else 'no'} "
+            f"| {r['utilization']:.1%} | {r['bottleneck']} "
+            f"| {cell('LUT')} | {cell('FF')} | {cell('DSP')} | {cell('BRAM')} "
+            f"| {fmax} | {ips} | {r['classes_match'] if r['classes_match'] is not None else ''} |")
     if sweep:
         lines += ["", "## Zero-weight skipping (cycles per image vs sparsity)", "",
                   "| network | sparsity | skip | units | cycles/image | utilization |",
@@ -148,7 +179,17 @@ def main(argv=None):
     parser.add_argument("--pnr", action="store_true", help="nextpnr-ecp5 fmax (slow)")
     parser.add_argument("--sweep", nargs="*", default=["digits"],
                         help="networks for the sparsity sweep (none: skip it)")
-    parser.add_argument("--timeout", type=int, default=1800, help="seconds per tool run")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per synthesis run")
+    parser.add_argument("--pnr-timeout", type=int, default=900,
+                        help="seconds per synthesis + place-and-route run (then 'timed out')")
+    parser.add_argument("--device", default="LFE5U-85F",
+                        help="device the folding must fit (accel.device.DEVICES)")
+    parser.add_argument("--budget", action="store_true",
+                        help="fixed multiply-unit budgets per network instead of the device fit")
+    parser.add_argument("--no-sim", nargs="*", default=[], metavar="NETWORK",
+                        help="networks reported from the plan's cycle estimate, not simulated")
+    parser.add_argument("--no-pnr", nargs="*", default=[], metavar="NETWORK",
+                        help="networks left out of place and route (synthesis only)")
     parser.add_argument("--output", default="bench/results/streaming",
                         help="output path without suffix (.json and .md are written)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -199,11 +199,17 @@ class MatrixVectorUnit(wiring.Component):
         act_width = self._act_bits
 
         # -- input banks ---------------------------------------------------------------
-        m.submodules.banks = banks = memory.Memory(shape=unsigned(S * act_width), depth=2 * SF,
-                                                   init=[])
-        write = banks.write_port()
+        # One copy of the banks per reader, all written alike. Yosys would duplicate a
+        # many-read-port memory the same way, but YoWASP Yosys's memory_libmap crashes
+        # on such a memory (seen with 16 read ports), so the copies are made here.
         shared = s.shared_index
-        reads = [banks.read_port() for _ in range(1 if shared else PE)]
+        copies = []
+        for n in range(1 if shared else PE):
+            copy = memory.Memory(shape=unsigned(S * act_width), depth=2 * SF, init=[])
+            m.submodules[f"banks_{n}"] = copy
+            copies.append(copy)
+        writes = [copy.write_port() for copy in copies]
+        reads = [copy.read_port() for copy in copies]
         full = Signal(2, name="full")
         w_bank = Signal(name="w_bank")
         w_word = Signal(range(SF), name="w_word")
@@ -211,11 +217,14 @@ class MatrixVectorUnit(wiring.Component):
         m.d.comb += [
             self.i.ready.eq(~full.bit_select(w_bank, 1)),
             take.eq(self.i.valid & self.i.ready),
-            write.addr.eq(Cat(w_word, w_bank) if SF == 1 << ceil_log2(SF)
-                          else w_bank * SF + w_word),
-            write.data.eq(self.i.payload),
-            write.en.eq(take),
         ]
+        for port in writes:
+            m.d.comb += [
+                port.addr.eq(Cat(w_word, w_bank) if SF == 1 << ceil_log2(SF)
+                             else w_bank * SF + w_word),
+                port.data.eq(self.i.payload),
+                port.en.eq(take),
+            ]
         set_full = Signal(2, name="set_full")
         clear_full = Signal(2, name="clear_full")
         with m.If(take):

@@ -88,6 +88,13 @@ class LayerPlan:
     macs: int = 0                # useful (non-zero weight) MACs per image
     memory_bits: int = 0
     acc_bits: int = 0
+    act_bits: int = 0            # input activation width (weighted layers)
+    code_bits: int = 0           # weight code width in the schedule ROM
+    hard_multipliers: int = 0    # multiply units on DSP blocks
+    dense: bool = False          # schedule control from a counter (no stored indices)
+    #: (kind, depth, width, read ports): kind "rom"/"ram" (synchronous read) or
+    #: "rom_comb" (asynchronous read); what :mod:`accel.device` maps to EBR or LUTs.
+    memories: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     blocks: list = field(default_factory=list)
 
@@ -316,13 +323,41 @@ def _fork_lag(model, formats, add):
     return lag(a, anc[1]), lag(b, anc[0])
 
 
-def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, cache=None):
+def _unit_shape(op, act_bits, act_signed, hard, cache):
+    """(unit kind, code bits, channel bits) of a layer's multiply units, without hardware."""
+    key = ("unit", op.name, act_bits, act_signed, hard)
+    if cache is not None and key in cache:
+        return cache[key]
+    from quant.ir.weights import UniformWeights
+    from accel.multiply import multiplier_for
+    from accel.multiply.codebook import CodebookMultiplier
+    weights = op.weights
+    if isinstance(weights, UniformWeights) and not hard:
+        bits = weights.bits
+        table = tuple(k - (1 << bits) if k >> (bits - 1) else k for k in range(1 << bits))
+        probe = CodebookMultiplier(act_bits, act_signed, bits, table)
+        kind = "uniform_soft"
+    else:
+        probe = multiplier_for(weights, act_bits, act_signed)
+        kind = {"uniform": "uniform_dsp"}.get(weights.kind, weights.kind)
+    probe._MustUse__silence = True
+    channel_bits = len(probe.channel) if getattr(probe, "channels", None) is not None else 0
+    result = (kind, probe.w.shape().width, channel_bits)
+    if cache is not None:
+        cache[key] = result
+    return result
+
+
+def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, cache=None,
+                  hard_multipliers=True):
     """Lay out the pipeline of ``model`` with per-layer ``folding`` {name: (pe, simd)}.
 
     ``folding`` may also be a callable ``(op, candidates, cost) -> (pe, simd)``
     that chooses while the walk goes (``cost(pe, simd)`` is the layer's cycles
     per image). ``cache`` (a dict) keeps schedule lengths between planning
     walks (``make=False`` only: planning assumes natural channel orders).
+    ``hard_multipliers``: True (uniform weights on DSP blocks), False (in LUTs),
+    or a set of the layer names that use DSP blocks.
 
     Raises
     ------
@@ -422,6 +457,8 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
                           f"{in_fmt.channels * in_fmt.height * in_fmt.width} inputs"))
                 raise ValueError(f"{op.name}: folding (pe={pe}, simd={simd}) is impossible: {why}")
             dense = (op.out_channels // pe) * (fan_in // simd)
+            hard = (op.name in hard_multipliers if isinstance(hard_multipliers, (set, frozenset))
+                    else bool(hard_multipliers))
             if make:
                 schedule = compile_schedule(values, codes, pe, simd, op.bias, skip_zeros=skip_zeros,
                                             balance=balance, mask=mask)
@@ -439,7 +476,22 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
             layer.vectors = vectors
             layer.macs = int(np.count_nonzero(values)) * vectors
             layer.acc_bits = t.bits
+            layer.act_bits = in_fmt.bits
             layer.cycles = vectors * max(length, fan_in // simd)
+            kind, code_bits, channel_bits = _unit_shape(op, in_fmt.bits, in_fmt.signed, hard,
+                                                        cache)
+            layer.multiplier_kind = kind
+            layer.code_bits = code_bits
+            layer.hard_multipliers = pe * simd if kind == "uniform_dsp" else 0
+            # Dense: every PE reads every word of the vector in order (MatrixVectorUnit).
+            layer.dense = length == dense
+            in_words = fan_in // simd
+            control = 0 if layer.dense else max(1, (in_words - 1).bit_length()) + 1
+            row_bits = pe * (control + channel_bits + simd * code_bits) + (0 if layer.dense else 2)
+            layer.memories += [("rom", length, row_bits, 1),
+                               ("rom_comb", op.out_channels // pe, pe * t.bits, 1),
+                               ("ram", 2 * in_words, simd * in_fmt.bits,
+                                1 if layer.dense else pe)]
             src = _convert(blocks, layer, op.name, source, in_fmt, simd)
             if isinstance(op, Conv2d):
                 H, W = in_fmt.height, in_fmt.width
@@ -451,13 +503,19 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
                 src = (swu, "o") if swu is not None else None
                 rows = min(op.kernel[0] + op.stride[0], H)
                 layer.memory_bits += rows * W * in_fmt.channels * in_fmt.bits
+                layer.memories.append(("ram", rows * W * in_fmt.channels // simd,
+                                       simd * in_fmt.bits, 1))
                 layer.cycles = max(layer.cycles, H * W * in_fmt.channels // simd)
             mvu = blocks.add(f"{op.name}_mvu", lambda: MatrixVectorUnit(
-                schedule, op.weights, in_fmt.bits, in_fmt.signed, value_shape(t.bits, True)))
+                schedule, op.weights, in_fmt.bits, in_fmt.signed, value_shape(t.bits, True),
+                hard_multiplier=hard))
             blocks.connect(src, (mvu, "i"))
             if mvu is not None:
                 layer.memory_bits += mvu.memory_bits
-                layer.multiplier_kind = mvu.multiplier_kind
+                assert mvu.dense == layer.dense and mvu.row_bits == row_bits
+            else:
+                layer.memory_bits += (length * row_bits + op.out_channels * t.bits
+                                      + 2 * fan_in * in_fmt.bits)
             if order is None:
                 order = np.arange(op.out_channels)  # planning only: the order is not needed
             if isinstance(op, Conv2d):
@@ -483,8 +541,17 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
                 unit = blocks.add(op.name, lambda: MultiplyShiftUnit(
                     in_fmt.value_shape, out_shape, lanes, mult, shift, method.lo, method.hi))
             blocks.connect(source, (unit, "i"))
-            if unit is not None:
-                layer.memory_bits += unit.memory_bits
+            period = len(channel) // lanes
+            if isinstance(method, Thresholds):
+                item_bits = method.count * in_fmt.bits
+            else:
+                item_bits = 32
+            if not isinstance(method, Thresholds):
+                layer.hard_multipliers = lanes      # acc * M: one DSP block per lane
+            # Parameters that differ between positions sit in an asynchronous ROM.
+            if period > 1:
+                layer.memories.append(("rom_comb", period, lanes * item_bits, 1))
+            layer.memory_bits += len(channel) * item_bits
             layer.cycles = in_fmt.words
             formats[op.name] = StreamFormat(t.shape, in_fmt.channels, in_fmt.height, in_fmt.width,
                                             lanes, in_fmt.order, op.bits, op.signed)
@@ -505,8 +572,10 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
             _, OH, OW = t.shape
             layer.cycles = max(in_fmt.words, OH * OW * op.kernel[0] * op.kernel[1]
                                * in_fmt.words_per_pixel)
-            layer.memory_bits = (min(op.kernel[0] + op.stride[0], in_fmt.height) * in_fmt.width
-                                 * in_fmt.channels * in_fmt.bits)
+            rows = min(op.kernel[0] + op.stride[0], in_fmt.height)
+            layer.memory_bits = rows * in_fmt.width * in_fmt.channels * in_fmt.bits
+            layer.memories.append(("ram", rows * in_fmt.width * in_fmt.words_per_pixel,
+                                   lanes * in_fmt.bits, 1))
             formats[op.name] = StreamFormat(t.shape, in_fmt.channels, OH, OW, lanes, in_fmt.order,
                                             t.bits, t.signed)
             publish(op.name, (red, "o") if red is not None else None)
@@ -543,6 +612,7 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
             blocks.connect(srcs[fifo_on], (fifo, "i"))
             srcs[fifo_on] = (fifo, "o") if fifo is not None else None
             layer.memory_bits = depth * fifo_fmt.lanes * fifo_fmt.bits
+            layer.memories.append(("ram", depth, fifo_fmt.lanes * fifo_fmt.bits, 1))
             layer.notes.append(f"skip FIFO {depth} words on {op.inputs[fifo_on]!r}")
             lanes = fa.lanes
             if fb.lanes != lanes:

@@ -75,6 +75,15 @@ class Schedule:
         return bool(np.all(self.index == self.index[:, :1]))
 
     @property
+    def dense(self):
+        """Every PE reads input word ``t mod in_words`` at entry ``t`` and every entry
+        is active: a counter can replace the stored indices and flags."""
+        if self.length != self.folds * self.in_words or not self.active.all():
+            return False
+        expected = np.arange(self.length) % self.in_words
+        return bool(np.all(self.index == expected[:, None]))
+
+    @property
     def cycles_per_vector(self):
         return max(self.length, self.in_words)
 

@@ -15,6 +15,18 @@ __all__ = ["SlidingWindow", "WINDOW_ORDERS"]
 WINDOW_ORDERS = ("kernel", "channel")
 
 
+
+def _times(value, constant):
+    """``value * constant`` as shifts and adds: Yosys maps a ``$mul`` by a constant to a
+    DSP block on ECP5 (two per window otherwise), and DSPs are the scarce resource."""
+    terms = [value << k for k in range(constant.bit_length()) if (constant >> k) & 1]
+    if not terms:
+        return 0
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
 class SlidingWindow(wiring.Component):
     """Line buffer producing every ``kernel`` window of a feature map, with zero padding.
 
@@ -156,7 +168,7 @@ class SlidingWindow(wiring.Component):
         write = Signal(name="write")
         m.d.comb += [
             write.eq(self.i.valid & self.i.ready),
-            wr.addr.eq(w_slot * row_words + w_word),
+            wr.addr.eq(_times(w_slot, row_words) + w_word),
             wr.data.eq(self.i.payload),
             wr.en.eq(write),
         ]
@@ -196,9 +208,9 @@ class SlidingWindow(wiring.Component):
             slot = Mux(slot >= R, slot - R, slot)
         column = Signal(range(row_words), name="column")
         m.d.comb += [
-            column.eq(ix.as_unsigned()[:len(column)] * F + f),
+            column.eq(_times(ix.as_unsigned()[:len(column)], F) + f),
             # Padding reads nothing; keep the address inside the memory anyway.
-            rd.addr.eq(Mux(pad, 0, slot * row_words + column)),
+            rd.addr.eq(Mux(pad, 0, _times(slot, row_words) + column)),
         ]
         written = Signal(name="written")
         m.d.comb += written.eq(pad | writer_done | (w_row > iy) |

@@ -5,7 +5,7 @@ import numpy as np
 from sim.simulation import Simulation
 
 
-def run_unit(unit, acts, codes, channels=None, enables=None):
+def run_unit(unit, acts, codes, channels=None, enables=None, *, backend="pysim"):
     """Simulate ``unit``; return ``p`` after each clock edge (one operand pair per cycle).
 
     ``enables`` defaults to all ones. Only ctx.set / ctx.get / ctx.tick on plain
@@ -29,7 +29,7 @@ def run_unit(unit, acts, codes, channels=None, enables=None):
             await ctx.tick()
             outputs.append(ctx.get(unit.p))
 
-    simulation = Simulation(unit)
+    simulation = Simulation(unit, backend=backend)
     simulation.add_testbench(testbench)
     simulation.run()
     return outputs
@@ -50,11 +50,13 @@ def expected_outputs(products, enables, latency):
     return expected
 
 
-def check_unit(unit, acts, codes, values, channels=None, *, rng=None, hold_fraction=0.15):
+def check_unit(unit, acts, codes, values, channels=None, *, rng=None, hold_fraction=0.15,
+               backend="pysim"):
     """Run ``acts`` x ``codes`` (weight ``values`` decoded by the integer model) through ``unit``.
 
     Random cycles (``hold_fraction`` of them) have ``en`` low; ``latency``
     trailing enabled cycles flush the pipeline so every product is checked.
+    ``backend`` is that of :class:`sim.simulation.Simulation`.
     """
     rng = np.random.default_rng(0) if rng is None else rng
     acts = list(np.asarray(acts, dtype=np.int64))
@@ -70,7 +72,7 @@ def check_unit(unit, acts, codes, values, channels=None, *, rng=None, hold_fract
         channels += [channels[0]] * flush
     enables += [1] * flush
     products = [int(a) * int(v) for a, v in zip(acts, values)]
-    outputs = run_unit(unit, acts, codes, channels, enables)
+    outputs = run_unit(unit, acts, codes, channels, enables, backend=backend)
     expected = expected_outputs(products, enables, unit.latency)
     lo, hi = -(1 << (unit.product_shape.width - 1)), (1 << (unit.product_shape.width - 1)) - 1
     for cycle, (got, want) in enumerate(zip(outputs, expected)):

@@ -5,7 +5,7 @@ reference interpreter."""
 import numpy as np
 import pytest
 
-from accel.systolic import conv2d_gemms, run_conv2d
+from accel.systolic import conv2d_engine, conv2d_gemms, run_conv2d
 from quant.ir import Conv2d, Input, IntegerModel
 from sim.reference import run_reference
 
@@ -24,28 +24,35 @@ def reference(layer, x, act_bits, act_signed):
     return run_reference(model, x[None])["conv"][0]
 
 
+# Compiled (a C++ compile per engine): every kind once, both groupings and dataflows twice.
+@pytest.mark.compiled_subset(lambda kind, groups, dataflow, **_: (kind, groups, dataflow) in {
+    ("uniform", 1, "weight-stationary"), ("pot", 2, "output-stationary"),
+    ("codebook", 1, "output-stationary"), ("codebook-per-channel", 2, "weight-stationary")})
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
-@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("groups", [1, 2], ids=lambda groups: f"groups{groups}")
 @pytest.mark.parametrize("kind", KINDS)
-def test_conv_matches_reference(kind, groups, dataflow):
-    """2 x 5 x 5 input, 3 x 3 kernel, stride 2, padding 1, 4 output channels."""
+def test_conv_matches_reference(kind, groups, dataflow, backend):
+    """2 x 5 x 5 input, 3 x 3 kernel, stride 2, padding 1, 4 output channels; the cycles
+    are those of the GEMM engine's formula, one GEMM per group."""
     rng = np.random.default_rng(groups * 100 + len(kind))
     layer = make_conv(kind, groups, rng)
     x = rng.integers(0, 8, (2, 5, 5))
-    got, cycles = run_conv2d(layer, x, 3, False, rows=2, cols=2, dataflow=dataflow)
+    engine = conv2d_engine(layer, x.shape, 3, False, rows=2, cols=2, dataflow=dataflow)
+    got, cycles = run_conv2d(layer, x, 3, False, engine=engine, backend=backend)
     want = reference(layer, x, 3, False)
     assert got.shape == (4, 3, 3)
     np.testing.assert_array_equal(got, want)
-    assert cycles > 0
+    assert cycles == sum(engine.cycles(a.shape[0], a.shape[1], b.shape[1])
+                         for a, b, *_ in conv2d_gemms(layer, x))
 
 
-def test_conv_signed_activations_rectangular_stride_no_bias():
+def test_conv_signed_activations_rectangular_stride_no_bias(backend):
     rng = np.random.default_rng(7)
     weights = random_weights("uniform", (3, 3, 2, 3), rng)
     layer = Conv2d("conv", "x", weights, None, stride=(1, 2), padding=(0, 1))
     x = rng.integers(-4, 4, (3, 4, 6))
     got, _ = run_conv2d(layer, x, 3, True, rows=3, cols=2, dataflow="output-stationary",
-                        stall=0.2, backpressure=0.2, seed=3)
+                        stall=0.2, backpressure=0.2, seed=3, backend=backend)
     np.testing.assert_array_equal(got, reference(layer, x, 3, True))
 
 

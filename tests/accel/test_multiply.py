@@ -22,7 +22,7 @@ def act_values(bits, signed_):
     return np.arange(lo, hi + 1)
 
 
-def exhaustive(unit, weights, channels=None, seed=0):
+def exhaustive(unit, weights, backend, channels=None, seed=0):
     """Every activation against every weight of ``weights`` (flattened), shuffled."""
     codes = weight_codes(weights).reshape(-1)
     values = np.asarray(weights.values()).reshape(-1)
@@ -34,7 +34,7 @@ def exhaustive(unit, weights, channels=None, seed=0):
     rng.shuffle(pairs)
     a, k = acts[pairs[:, 0]], pairs[:, 1]
     check_unit(unit, a, codes[k], values[k],
-               channels[k] if unit.channels is not None else None, rng=rng)
+               channels[k] if unit.channels is not None else None, rng=rng, backend=backend)
 
 
 def uniform_all(bits):
@@ -50,14 +50,19 @@ def pot_all(bits, positive, negative):
 
 
 # -- exhaustive at small widths ---------------------------------------------------------------
+# Every design here is small but costs a C++ compile on CXXRTL; the compiled runs cover
+# a few corners of each grid (narrowest and widest operands, both signednesses, every
+# codebook mode), and pysim covers the whole grid.
 
+@pytest.mark.compiled_subset(lambda act_bits, act_signed, weight_bits, **_:
+                             (act_bits, act_signed, weight_bits) in {(1, False, 2), (4, True, 4)})
 @pytest.mark.parametrize("act_bits,act_signed", ACT_CONFIGS)
 @pytest.mark.parametrize("weight_bits", [2, 3, 4])
-def test_uniform_exhaustive(act_bits, act_signed, weight_bits):
+def test_uniform_exhaustive(act_bits, act_signed, weight_bits, backend):
     weights = uniform_all(weight_bits)
     unit = multiplier_for(weights, act_bits, act_signed)
     assert isinstance(unit, UniformMultiplier) and unit.latency == 2
-    exhaustive(unit, weights)
+    exhaustive(unit, weights, backend)
 
 
 POT_CONFIGS = [
@@ -68,23 +73,28 @@ POT_CONFIGS = [
     (4, (0, 6), (2, 4)),
     (4, (3, 5), (0, 6)),
 ]
+POT_IDS = [f"{bits}b-pos{p[0]}to{p[1]}" + (f"-neg{n[0]}to{n[1]}" if n else "")
+           for bits, p, n in POT_CONFIGS]
 
 
+@pytest.mark.compiled_subset(lambda act_bits, act_signed, positive, negative, **_:
+                             (act_bits, act_signed, positive, negative)
+                             in {(4, True, (1, 3), (0, 0)), (2, False, (0, 6), (2, 4))})
 @pytest.mark.parametrize("act_bits,act_signed", ACT_CONFIGS)
-@pytest.mark.parametrize("weight_bits,positive,negative", POT_CONFIGS)
-def test_pot_exhaustive(act_bits, act_signed, weight_bits, positive, negative):
+@pytest.mark.parametrize("weight_bits,positive,negative", POT_CONFIGS, ids=POT_IDS)
+def test_pot_exhaustive(act_bits, act_signed, weight_bits, positive, negative, backend):
     weights = pot_all(weight_bits, positive, negative)
     unit = multiplier_for(weights, act_bits, act_signed)
     assert isinstance(unit, PotShiftMultiplier) and not unit.uses_hard_multiplier
     assert unit.weight_bounds == weights.value_bounds()
-    exhaustive(unit, weights)
+    exhaustive(unit, weights, backend)
 
 
-def test_pot_negative_zero_code():
+def test_pot_negative_zero_code(backend):
     # The magnitude field decides zero; a set sign bit does not matter.
     unit = PotShiftMultiplier(4, True, 3, (0, 2), (1, 3))
     acts = act_values(4, True)
-    check_unit(unit, acts, [0b100] * len(acts), [0] * len(acts))
+    check_unit(unit, acts, [0b100] * len(acts), [0] * len(acts), backend=backend)
 
 
 CODEBOOKS = [
@@ -94,31 +104,39 @@ CODEBOOKS = [
     (2, (0, 7, -8)),            # fewer entries than the index range
     (3, (-40, -9, -2, 0, 1, 3, 12, 100)),
 ]
+CODEBOOK_IDS = [f"{bits}b-{len(codebook)}entries" for bits, codebook in CODEBOOKS]
 
 
+@pytest.mark.compiled_subset(lambda act_bits, act_signed, codebook, mode, **_:
+                             (act_bits, act_signed, codebook, mode)
+                             in {(4, True, CODEBOOKS[4][1], "product_table"),
+                                 (3, False, CODEBOOKS[3][1], "lookup")})
 @pytest.mark.parametrize("act_bits,act_signed", ACT_CONFIGS)
-@pytest.mark.parametrize("weight_bits,codebook", CODEBOOKS)
+@pytest.mark.parametrize("weight_bits,codebook", CODEBOOKS, ids=CODEBOOK_IDS)
 @pytest.mark.parametrize("mode", ["product_table", "lookup"])
-def test_codebook_exhaustive(act_bits, act_signed, weight_bits, codebook, mode):
+def test_codebook_exhaustive(act_bits, act_signed, weight_bits, codebook, mode, backend):
     weights = CodebookWeights(np.arange(len(codebook)), np.array(codebook), weight_bits)
     unit = multiplier_for(weights, act_bits, act_signed, codebook_mode=mode)
     assert unit.mode == mode and unit.channels is None
-    exhaustive(unit, weights)
+    exhaustive(unit, weights, backend)
 
 
+@pytest.mark.compiled_subset(lambda act_bits, **_: act_bits == 4)
 @pytest.mark.parametrize("act_bits,act_signed", [(2, False), (3, True), (4, True)])
 @pytest.mark.parametrize("mode", ["product_table", "lookup"])
-def test_codebook_per_channel_exhaustive(act_bits, act_signed, mode):
+def test_codebook_per_channel_exhaustive(act_bits, act_signed, mode, backend):
     codebook = np.array([[-6, -1, 2, 9], [0, 1, 2, 3], [-128, -64, 64, 127]])
     indices = np.tile(np.arange(4), (3, 1))
     weights = CodebookWeights(indices, codebook, 2)
     unit = multiplier_for(weights, act_bits, act_signed, codebook_mode=mode)
     assert unit.per_channel and unit.channels == 3 and unit.channel.shape() == unsigned(2)
     rows = np.repeat(np.arange(3), 4)
-    exhaustive(unit, weights, channels=rows)
+    exhaustive(unit, weights, backend, channels=rows)
 
 
 # -- random at large widths -------------------------------------------------------------------
+# All of these also run compiled: wide products are where CXXRTL's multi-word arithmetic
+# differs most from Python's integers.
 
 def random_acts(rng, bits, signed_, count):
     lo, hi = activation_bounds(bits, signed_)
@@ -127,30 +145,30 @@ def random_acts(rng, bits, signed_, count):
     return acts
 
 
-def random_check(unit, weights, rng, channels=None):
+def random_check(unit, weights, rng, backend, channels=None):
     acts = random_acts(rng, unit.act_bits, unit.act_signed, weights.values().size)
     check_unit(unit, acts, weight_codes(weights).reshape(-1),
                np.asarray(weights.values()).reshape(-1),
-               None if channels is None else channels.reshape(-1), rng=rng)
+               None if channels is None else channels.reshape(-1), rng=rng, backend=backend)
 
 
 @pytest.mark.parametrize("act_bits,act_signed,weight_bits",
                          [(8, False, 8), (8, True, 8), (12, True, 6), (16, True, 16),
                           (16, False, 12)])
-def test_uniform_random_wide(act_bits, act_signed, weight_bits):
+def test_uniform_random_wide(act_bits, act_signed, weight_bits, backend):
     rng = np.random.default_rng(act_bits * 100 + weight_bits)
     limit = (1 << (weight_bits - 1)) - 1
     codes = rng.integers(-limit, limit + 1, 400)
     codes[:4] = [-limit, -limit, limit, limit]
     weights = UniformWeights(codes, weight_bits)
     unit = multiplier_for(weights, act_bits, act_signed)
-    random_check(unit, weights, rng)
+    random_check(unit, weights, rng, backend)
 
 
 @pytest.mark.parametrize("act_bits,act_signed,weight_bits,positive,negative",
                          [(8, False, 5, (0, 14), (2, 9)), (8, True, 8, (0, 30), (10, 30)),
                           (16, True, 4, (4, 10), None), (12, False, 6, (0, 30), (30, 30))])
-def test_pot_random_wide(act_bits, act_signed, weight_bits, positive, negative):
+def test_pot_random_wide(act_bits, act_signed, weight_bits, positive, negative, backend):
     rng = np.random.default_rng(act_bits + weight_bits)
     negative_range = negative or positive
     sign = rng.choice([-1, 1], 400)
@@ -162,13 +180,13 @@ def test_pot_random_wide(act_bits, act_signed, weight_bits, positive, negative):
     zero[:4] = False
     weights = PotWeights(sign, exponent, zero, weight_bits, positive, negative)
     unit = multiplier_for(weights, act_bits, act_signed)
-    random_check(unit, weights, rng)
+    random_check(unit, weights, rng, backend)
 
 
 @pytest.mark.parametrize("act_bits,act_signed,weight_bits,mode",
                          [(8, True, 4, "product_table"), (8, True, 8, "lookup"),
                           (16, False, 6, "lookup"), (12, True, 8, "auto")])
-def test_codebook_random_wide(act_bits, act_signed, weight_bits, mode):
+def test_codebook_random_wide(act_bits, act_signed, weight_bits, mode, backend):
     rng = np.random.default_rng(act_bits * weight_bits)
     entries = 1 << weight_bits
     codebook = np.sort(rng.integers(-(1 << 24), (1 << 24) + 1, entries))
@@ -177,10 +195,10 @@ def test_codebook_random_wide(act_bits, act_signed, weight_bits, mode):
     indices[:4] = [0, 0, entries - 1, entries - 1]
     weights = CodebookWeights(indices, codebook, weight_bits)
     unit = multiplier_for(weights, act_bits, act_signed, codebook_mode=mode)
-    random_check(unit, weights, rng)
+    random_check(unit, weights, rng, backend)
 
 
-def test_codebook_per_channel_random_wide():
+def test_codebook_per_channel_random_wide(backend):
     rng = np.random.default_rng(7)
     codebook = np.sort(rng.integers(-1000, 1000, (5, 16)), axis=1)
     indices = rng.integers(0, 16, (5, 80))
@@ -188,7 +206,7 @@ def test_codebook_per_channel_random_wide():
     unit = multiplier_for(weights, 10, True)
     assert unit.mode == "lookup"
     rows = np.repeat(np.arange(5)[:, None], 80, axis=1)
-    random_check(unit, weights, rng, channels=rows)
+    random_check(unit, weights, rng, backend, channels=rows)
 
 
 # -- latency and en ---------------------------------------------------------------------------
@@ -199,14 +217,14 @@ def test_codebook_per_channel_random_wide():
     CodebookMultiplier(4, True, 2, (-3, -1, 1, 3), mode="product_table"),
     CodebookMultiplier(4, True, 2, (-3, -1, 1, 3), mode="lookup"),
 ], ids=["uniform", "pot", "table", "lookup"])
-def test_latency_and_hold(unit):
+def test_latency_and_hold(unit, backend):
     from .multiply_helpers import run_unit
     weight = {UniformMultiplier: 3, PotShiftMultiplier: 0b010}.get(type(unit), 3)
     # One non-zero operand pair, then zeros; en held low for 3 cycles in between.
     acts = [5, 0, 0, 0, 0, 0, 0, 0]
     codes = [weight] + [0] * 7
     enables = [1, 0, 0, 0, 1, 1, 1, 1]
-    outputs = run_unit(unit, acts, codes, enables=enables)
+    outputs = run_unit(unit, acts, codes, enables=enables, backend=backend)
     # Edges 0 and 4 are the first two enabled ones: p changes after the second.
     product = 5 * {UniformMultiplier: 3, PotShiftMultiplier: 2}.get(type(unit), 3)
     assert outputs[:4] == [0, 0, 0, 0]

@@ -16,7 +16,7 @@ from quant.ir.weights import CodebookWeights, PotWeights, UniformWeights
 from sim.simulation import Simulation
 
 
-def run_pe(pe, cycles):
+def run_pe(pe, cycles, backend="pysim"):
     """Drive ``pe`` with one dict of port values per cycle; return ``acc`` after each edge."""
     ports = ["a", "w", "valid", "zero", "clear"]
     if pe.multiplier.channels is not None:
@@ -32,7 +32,7 @@ def run_pe(pe, cycles):
             await ctx.tick()
             outputs.append(ctx.get(pe.acc))
 
-    simulation = Simulation(pe)
+    simulation = Simulation(pe, backend=backend)
     simulation.add_testbench(testbench)
     simulation.run()
     return outputs
@@ -84,8 +84,10 @@ KINDS = {
 }
 
 
+# Compiled: one kind of each multiplier family (a C++ compile per design).
+@pytest.mark.compiled_subset(lambda kind, **_: kind in {"uniform8", "pot", "codebook_channel"})
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_random_dot_products(kind):
+def test_random_dot_products(kind, backend):
     act_bits, act_signed, max_fan_in, bias_bits, mode = KINDS[kind]
     rng = np.random.default_rng(sum(map(ord, kind)))
     weights = random_weights(kind, rng, 240)
@@ -137,7 +139,7 @@ def test_random_dot_products(kind):
         cycles.append({})
         cycle_values.append(0)
 
-    outputs = run_pe(pe, cycles)
+    outputs = run_pe(pe, cycles, backend)
     model = model_acc(cycles, cycle_values, pe.latency)
     assert outputs == model
     for last, expected in checks:
@@ -154,7 +156,7 @@ def extreme_cases():
 
 @pytest.mark.parametrize("name,unit,fan_in,bias_bits,low,high",
                          list(extreme_cases()), ids=[case[0] for case in extreme_cases()])
-def test_extreme_operands_do_not_overflow(name, unit, fan_in, bias_bits, low, high):
+def test_extreme_operands_do_not_overflow(name, unit, fan_in, bias_bits, low, high, backend):
     """Every operand at the extreme, fan_in times, plus the extreme bias: exact and tight."""
     pe = ProcessingElement(unit, max_fan_in=fan_in, bias_bits=bias_bits)
     act_lo, act_hi = activation_bounds(unit.act_bits, unit.act_signed)
@@ -171,7 +173,7 @@ def test_extreme_operands_do_not_overflow(name, unit, fan_in, bias_bits, low, hi
             cycles.append({"a": act, "w": code, "valid": 1, "clear": int(i == 0), "bias": bias})
         targets.append((len(cycles) - 1, bias + fan_in * product))
     cycles += [{}] * pe.latency
-    outputs = run_pe(pe, cycles)
+    outputs = run_pe(pe, cycles, backend)
     low_total, high_total = targets[0][1], targets[1][1]
     # The sums reach both ends of the range, and they need the full width.
     assert signed_width(min(low_total, 0), max(high_total, 0)) == width
@@ -179,7 +181,7 @@ def test_extreme_operands_do_not_overflow(name, unit, fan_in, bias_bits, low, hi
         assert outputs[last + pe.latency - 1] == expected
 
 
-def test_latency_zero_skipping_and_hold():
+def test_latency_zero_skipping_and_hold(backend):
     pe = ProcessingElement(functools.partial(UniformMultiplier, 4, True, 4), max_fan_in=4)
     assert pe.latency == 3 and pe.multiplier.latency == 2
     cycles = [{"a": 3, "w": 2, "valid": 1, "clear": 1},
@@ -187,15 +189,15 @@ def test_latency_zero_skipping_and_hold():
               {"a": -8, "w": 1, "valid": 0},               # not valid
               {"a": 5, "w": -3, "valid": 1},
               {}, {}, {}, {}]
-    outputs = run_pe(pe, cycles)
+    outputs = run_pe(pe, cycles, backend)
     assert outputs == [0, 0, 6, 6, 6, -9, -9, -9]
 
 
-def test_clear_alone_loads_bias():
+def test_clear_alone_loads_bias(backend):
     pe = ProcessingElement(UniformMultiplier(4, True, 4), max_fan_in=4, bias_bits=5)
     cycles = [{"a": 3, "w": 2, "valid": 1, "clear": 1, "bias": -16},
               {"clear": 1, "bias": 9}, {}, {}, {}]
-    assert run_pe(pe, cycles) == [0, 0, -10, 9, 9]
+    assert run_pe(pe, cycles, backend) == [0, 0, -10, 9, 9]
 
 
 @pytest.mark.parametrize("build,error,message", [

@@ -1,6 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """The systolic array on its own: both dataflows, every multiply kind, stalls, errors."""
 
+import functools
 import random
 import zlib
 
@@ -15,6 +16,11 @@ from sim.simulation import Simulation
 
 DATAFLOWS = ("weight-stationary", "output-stationary")
 KINDS = ("uniform", "pot", "codebook", "codebook-per-channel")
+
+
+def shape_id(shape):
+    """Test ID of an array shape: ``3x2``."""
+    return "x".join(map(str, shape))
 
 
 def random_weights(kind, shape, rng):
@@ -47,7 +53,7 @@ def weight_operands(weights):
     return codes.tolist()
 
 
-def run_array(array, steps, count, *, seed=0, stall=0.0, backpressure=0.0):
+def run_array(array, steps, count, *, seed=0, stall=0.0, backpressure=0.0, backend="pysim"):
     rng = random.Random(seed)
     source = StreamSource(array.i, steps, stall=stall, rng=rng)
     sink = StreamSink(array.o, backpressure=backpressure, rng=rng)
@@ -55,7 +61,7 @@ def run_array(array, steps, count, *, seed=0, stall=0.0, backpressure=0.0):
     async def testbench(ctx):
         await run_streams(ctx, [source], [sink], lambda: len(sink.items) == count, 20_000)
 
-    simulation = Simulation(array)
+    simulation = Simulation(array, backend=backend)
     simulation.add_testbench(testbench)
     simulation.run()
     return sink, source
@@ -108,41 +114,53 @@ def build_steps(kind, prototype, array, rng, tiles, act_signed=False):
     return steps, expected
 
 
+# Compiled (a C++ compile per design): every kind and dataflow on the 3 x 2 array, and
+# the one-row array; pysim runs the whole grid.
+@pytest.mark.compiled_subset(lambda shape, kind, dataflow, **_:
+                             shape == (3, 2) or (shape, kind, dataflow)
+                             == ((1, 3), "uniform", "weight-stationary"))
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("shape", [(2, 2), (3, 2), (1, 3)])
-def test_array_matches_numpy(dataflow, kind, shape):
+@pytest.mark.parametrize("shape", [(2, 2), (3, 2), (1, 3)], ids=shape_id)
+def test_array_matches_numpy(dataflow, kind, shape, backend):
     rng = np.random.default_rng(zlib.crc32(f"{dataflow} {kind} {shape}".encode()))
     array, prototype = make_array(kind, *shape, dataflow, rng)
     steps, expected = build_steps(kind, prototype, array, rng, tiles=3)
-    sink, _ = run_array(array, steps, len(expected))
+    sink, _ = run_array(array, steps, len(expected), backend=backend)
     assert sink.items == expected
 
 
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
-def test_array_under_stalls_and_backpressure(dataflow):
+def test_array_under_stalls_and_backpressure(dataflow, backend):
     """Random valid drops on the input and ready drops on the output: same results, and the
-    sink checks that valid and payload hold until each transfer."""
+    sink checks that valid and payload hold until each transfer. A compiled run transfers
+    on exactly the cycles that pysim does."""
     for seed in range(3):
         rng = np.random.default_rng(seed)
         array, prototype = make_array("uniform", 3, 2, dataflow, rng, act_signed=True)
         steps, expected = build_steps("uniform", prototype, array, rng, tiles=4, act_signed=True)
-        sink, _ = run_array(array, steps, len(expected), seed=seed, stall=0.4, backpressure=0.4)
+        run = functools.partial(run_array, array, steps, len(expected), seed=seed, stall=0.4,
+                                backpressure=0.4)
+        sink, source = run(backend=backend)
         assert sink.items == expected
+        if backend != "pysim":
+            pysim_sink, pysim_source = run()
+            assert source.transfers == pysim_source.transfers
+            assert sink.transfers == pysim_sink.transfers
 
 
-def test_weight_stationary_latency():
+def test_weight_stationary_latency(backend):
     """A compute step's row leaves exactly ``latency`` cycles after its transfer."""
     rng = np.random.default_rng(1)
     array, prototype = make_array("uniform", 2, 3, "weight-stationary", rng)
     steps, expected = build_steps("uniform", prototype, array, rng, tiles=1)
-    sink, source = run_array(array, steps, len(expected))
+    sink, source = run_array(array, steps, len(expected), backend=backend)
     computes = source.transfers[array.rows:]
     assert array.latency == 2 + 3 + 2
     assert [t - s for s, t in zip(computes, sink.transfers)] == [array.latency] * len(expected)
 
 
-def test_output_stationary_timing():
+def test_output_stationary_timing(backend):
     """Row r of a tile leaves 1 + 2r + C + L cycles after the tile's last step."""
     rng = np.random.default_rng(2)
     array, prototype = make_array("uniform", 3, 2, "output-stationary", rng)
@@ -152,13 +170,13 @@ def test_output_stationary_timing():
     for k in range(6):
         steps.append({"a": a[:, k].tolist(), "w": operands[k], "first": int(k == 0),
                       "last": int(k == 5)})
-    sink, source = run_array(array, steps, 3)
+    sink, source = run_array(array, steps, 3, backend=backend)
     assert sink.items == (a @ values).tolist()
     last = source.transfers[-1]
     assert [t - last for t in sink.transfers] == [array.latency + 2 * r for r in range(3)]
 
 
-def test_output_stationary_short_tiles_are_spaced():
+def test_output_stationary_short_tiles_are_spaced(backend):
     """Tiles of one step on a 4-row array: the array holds ready low between *last* steps."""
     rng = np.random.default_rng(3)
     array, prototype = make_array("uniform", 4, 1, "output-stationary", rng)
@@ -168,7 +186,7 @@ def test_output_stationary_short_tiles_are_spaced():
         operands, values = tile_weights("uniform", prototype, 1, 1, rng)
         steps.append({"a": a[:, 0].tolist(), "w": operands[0], "first": 1, "last": 1})
         expected.extend((a @ values).tolist())
-    sink, source = run_array(array, steps, len(expected))
+    sink, source = run_array(array, steps, len(expected), backend=backend)
     assert sink.items == expected
     assert np.diff(source.transfers).tolist() == [array.tile_gap] * 3
 
