@@ -1,7 +1,9 @@
-"""Command line: ``python -m accel export KIND [options] -o FILE``.
+"""Command line: ``python -m accel export KIND [options] -o FILE``, and
+``python -m accel partition MODEL.qnn --parts N`` (one network over several FPGAs).
 
-Exit status: 0 on success, 2 for a usage error (bad option or parameter), 1
-when the export itself fails (no Yosys, a file that cannot be written).
+Exit status: 0 on success, 2 for a usage error (bad option or parameter, a
+missing or malformed model file), 1 when the work itself fails (no Yosys, a
+file that cannot be written, a model that does not fit the devices).
 Errors are one line on stderr; ``--debug`` shows the traceback instead.
 """
 
@@ -50,7 +52,64 @@ def build_parser():
         _common_options(sub)
     commands.add_parser("list", help="list the kinds that export can build",
                         description="List the kinds that export can build.")
+    _partition_parser(commands)
     return parser
+
+
+def _partition_parser(commands):
+    from .device import DEVICES
+    from .folding import DEFAULT_FILL
+    sub = commands.add_parser(
+        "partition", help="cut a model's layer pipeline over several FPGAs",
+        description="Cut an integer model's streaming pipeline at layer boundaries into parts, "
+                    "one per FPGA, choosing the cuts and every layer's folding so that each part "
+                    "fits its device and the slowest part or link is as fast as possible. "
+                    "Prints the parts, their estimated resources and the link each cut needs.")
+    sub.add_argument("model", metavar="MODEL.qnn", help="integer model file (python -m quant "
+                     "export writes one)")
+    sub.add_argument("--parts", type=int, required=True, metavar="N",
+                     help="number of devices in the chain")
+    sub.add_argument("--device", choices=tuple(DEVICES), default="LFE5U-85F",
+                     help="FPGA of every part (default: %(default)s)")
+    sub.add_argument("--fill", type=float, default=DEFAULT_FILL, metavar="SHARE",
+                     help="share of each device's LUTs and FFs the estimate may use "
+                          "(default: %(default)s)")
+    sub.add_argument("--hard-multipliers", choices=("auto", "on", "off"), default="auto",
+                     help="uniform weights on DSP blocks (on), in LUTs (off), or LUTs for "
+                          "narrow weights and DSPs for wide ones (auto, the default)")
+    sub.add_argument("--no-skip-zeros", action="store_true",
+                     help="schedule every weight, zero or not (default: skip zero weights)")
+    sub.add_argument("--max-link-pins", type=int, default=16, metavar="PINS",
+                     help="data pins a link between two devices may use, besides its clock, "
+                          "frame and stop pins (default: %(default)s)")
+    sub.add_argument("--json", action="store_true", help="print the report as JSON")
+    sub.add_argument("--debug", action="store_true", help="show a traceback on errors")
+
+
+def _partition(args):
+    from quant.ir import ModelError, load_model
+    from .partition import partition
+    try:
+        model = load_model(args.model)
+    except (ModelError, OSError) as error:
+        if args.debug:
+            raise
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        return 2, (f"cannot read {args.model}: {reason}" if isinstance(error, OSError)
+                   else str(error))
+    mode = {"auto": "auto", "on": True, "off": False}[args.hard_multipliers]
+    try:
+        result = partition(model, args.parts, device=args.device, fill=args.fill,
+                           hard_multipliers=mode, skip_zeros=not args.no_skip_zeros,
+                           max_link_pins=args.max_link_pins)
+    except (TypeError, ValueError) as error:
+        if args.debug:
+            raise
+        # Bad numbers are usage errors; a model that does not fit is a failure.
+        usage = str(error).startswith(("Part count", "Link data pin count", "Fill"))
+        return (2 if usage else 1), str(error)
+    print(result.to_json() if args.json else result.report)
+    return 0, None
 
 
 def _export(args):
@@ -90,13 +149,13 @@ def main(argv=None):
             print(f"{kind:24s} {(builder.__doc__ or '').strip().splitlines()[0]}")
         return 0
     try:
-        status, message = _export(args)
+        status, message = (_export if args.command == "export" else _partition)(args)
     except Exception as error:
         if args.debug:
             raise
         status, message = 1, f"{type(error).__name__}: {error}"
     if status:
-        print(f"{parser.prog} export: error: {message}", file=sys.stderr)
+        print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr)
     return status
 
 

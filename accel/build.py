@@ -11,19 +11,22 @@ __all__ = ["build"]
 
 
 def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
-          skip_zeros=True, device=None, hard_multipliers=None, fill=DEFAULT_FILL):
+          skip_zeros=True, device=None, hard_multipliers=None, fill=DEFAULT_FILL,
+          input_lanes=None, stream_output=False):
     """Build a streaming dataflow accelerator for ``model``.
 
     Every operator becomes a hardware stage (see :mod:`accel.stream.plan`), joined by
     ``amaranth.lib.stream`` interfaces. The result has an input pixel stream ``i``
-    (one pixel per word, all its channels; pixels row-major; images back to back)
-    and an output stream ``o`` with one word per image: the class (arg-max, ties to
-    the lowest index), and the logits on request.
+    (one pixel per word, all its channels, unless ``input_lanes`` says fewer;
+    pixels row-major; images back to back) and an output stream ``o`` with one
+    word per image: the class (arg-max, ties to the lowest index), and the logits
+    on request -- or, with ``stream_output``, the output tensor's own words.
 
     Parameters
     ----------
     model : quant.ir.IntegerModel
-        One input; the output is a vector of class scores.
+        One input; the output is a vector of class scores (any tensor with
+        ``stream_output``).
     target_cycles : int, optional
         Cycles per image each weighted layer must meet with the fewest multiply units.
     budget : int, optional
@@ -47,6 +50,15 @@ def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
         :mod:`accel.folding`). Default: "auto" with a device, True without.
     fill : float
         With a device: the share of its LUTs and FFs the estimate may use.
+    input_lanes : int, optional
+        Input values per word: a divisor of the input's channels (default: all
+        channels of a pixel in one word).
+    stream_output : bool
+        No arg-max: ``o`` carries the output tensor's words, pixels row-major and
+        each pixel's channels in natural order, ``output_format.lanes`` per word
+        (the lanes of the block that computes it). A part of a cut model
+        (:func:`quant.ir.split_model`) streams its output this way into the next
+        part, built with ``input_lanes`` equal to those lanes.
 
     Returns
     -------
@@ -64,10 +76,13 @@ def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
     """
     if not isinstance(model, IntegerModel):
         raise TypeError(f"Model must be an IntegerModel, not {model!r}")
-    check_supported(model)
+    check_supported(model, stream_output)
+    if logits and stream_output:
+        raise ValueError("Logits come with the arg-max output, not with a streamed output")
     if hard_multipliers not in (None, True, False, "auto"):
         raise ValueError(f"Hard multipliers must be True, False or 'auto', not "
                          f"{hard_multipliers!r}")
+    shape = dict(input_lanes=input_lanes, stream_output=bool(stream_output))
     policy = {}
     if device is not None:
         if target_cycles is not None or budget is not None:
@@ -75,23 +90,23 @@ def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
         mode = "auto" if hard_multipliers is None else hard_multipliers
         chosen, hard, estimate = fit_folding(model, device, folding=folding,
                                              skip_zeros=skip_zeros, hard_multipliers=mode,
-                                             fill=fill)
+                                             fill=fill, **shape)
         from .device import device as lookup
         policy["device"] = lookup(device).name
         policy["hard_multipliers"] = mode
     else:
         chosen = choose_folding(model, target_cycles=target_cycles, budget=budget,
-                                folding=folding, skip_zeros=skip_zeros)
+                                folding=folding, skip_zeros=skip_zeros, **shape)
         hard = True if hard_multipliers is None else hard_multipliers == True  # noqa: E712
         if hard_multipliers == "auto":
             from .device import DEVICES
             from .folding import _hard_layers
-            probe = plan_pipeline(model, chosen, skip_zeros=skip_zeros)
+            probe = plan_pipeline(model, chosen, skip_zeros=skip_zeros, **shape)
             hard = _hard_layers(model, probe, DEVICES["LFE5U-85F"].dsp, "auto")
         if hard_multipliers is not None:
             policy["hard_multipliers"] = hard_multipliers
     plan = plan_pipeline(model, chosen, skip_zeros=skip_zeros, logits=logits, make=True,
-                         hard_multipliers=hard)
+                         hard_multipliers=hard, **shape)
     if device is not None:
         pass
     elif target_cycles is not None:
@@ -102,6 +117,10 @@ def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
     if folding:
         policy["overrides"] = {k: list(v) for k, v in folding.items()}
     policy["skip_zeros"] = skip_zeros
+    if input_lanes is not None:
+        policy["input_lanes"] = input_lanes
+    if stream_output:
+        policy["stream_output"] = True
     accelerator = StreamingAccelerator(plan, model, BuildReport(model.name, plan, policy,
                                                                 device=device))
     # Building only for the report is legitimate: no warning when it is never elaborated.

@@ -23,6 +23,10 @@ Policies:
   naming each resource that overflows and by how much.
 * ``folding={"conv1": (pe, simd), ...}`` overrides single layers in any case.
 
+Both searches take the pipeline's shape options of
+:func:`accel.stream.plan.plan_pipeline` (``input_lanes``, ``stream_output``), so
+that they plan a part of a cut model (:mod:`accel.partition`) as it is built.
+
 Multipliers (``hard_multipliers="auto"`` with a device): uniform weights of at
 most :data:`SOFT_MAX_BITS` bits multiply in LUTs (a product table of a few
 LUTs, where a DSP block would hold a 2 x 2-bit product); wider ones use DSP
@@ -99,8 +103,11 @@ class _TargetPolicy:
         return choice
 
 
-def _bounds(model, overrides, skip_zeros, cache):
-    """(fastest achievable interval, slowest interval) over the weighted layers."""
+def _bounds(model, overrides, skip_zeros, cache, **shape):
+    """(fastest achievable interval, slowest interval) over the weighted layers.
+
+    ``shape``: :func:`~accel.stream.plan.plan_pipeline`'s ``input_lanes`` and
+    ``stream_output``."""
     lows, highs = [], []
 
     def probe(op, candidates, cost):
@@ -113,12 +120,15 @@ def _bounds(model, overrides, skip_zeros, cache):
         highs.append(cost(1, 1))
         return (1, 1)
 
-    plan_pipeline(model, probe, skip_zeros=skip_zeros, cache=cache)
+    plan_pipeline(model, probe, skip_zeros=skip_zeros, cache=cache, **shape)
     return max(lows, default=1), max(highs, default=1)
 
 
-def choose_folding(model, *, target_cycles=None, budget=None, folding=None, skip_zeros=True):
+def choose_folding(model, *, target_cycles=None, budget=None, folding=None, skip_zeros=True,
+                   input_lanes=None, stream_output=False):
     """The folding {layer: (pe, simd)} for a target, a budget, and overrides.
+
+    ``input_lanes`` and ``stream_output`` as for :func:`accel.build`.
 
     Raises
     ------
@@ -128,24 +138,25 @@ def choose_folding(model, *, target_cycles=None, budget=None, folding=None, skip
     """
     overrides = _check_overrides(model, folding)
     cache = {}
+    shape = dict(input_lanes=input_lanes, stream_output=stream_output)
     if target_cycles is not None and budget is not None:
         raise ValueError("Give a target cycle count or a budget, not both")
     if target_cycles is not None:
         if isinstance(target_cycles, bool) or not isinstance(target_cycles, int) or target_cycles < 1:
             raise ValueError(f"Target cycles must be a positive integer, not {target_cycles!r}")
         policy = _TargetPolicy(target_cycles, overrides, strict=True)
-        plan_pipeline(model, policy, skip_zeros=skip_zeros, cache=cache)
+        plan_pipeline(model, policy, skip_zeros=skip_zeros, cache=cache, **shape)
         return policy.chosen
     if budget is None:
         budget = DEFAULT_BUDGET
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ValueError(f"Budget must be a positive integer number of multiply units, "
                          f"not {budget!r}")
-    low, high = _bounds(model, overrides, skip_zeros, cache)
+    low, high = _bounds(model, overrides, skip_zeros, cache, **shape)
 
     def fits(target):
         policy = _TargetPolicy(target, overrides, strict=False)
-        plan_pipeline(model, policy, skip_zeros=skip_zeros, cache=cache)
+        plan_pipeline(model, policy, skip_zeros=skip_zeros, cache=cache, **shape)
         return policy.feasible and policy.lanes <= budget, policy.chosen
 
     ok, chosen = fits(high)
@@ -162,11 +173,14 @@ def choose_folding(model, *, target_cycles=None, budget=None, folding=None, skip
     return fits(high)[1]
 
 
-def _hard_layers(model, plan, dsps, mode):
-    """The set of uniform layers on DSP blocks for ``mode`` (True/False/"auto")."""
+def _hard_layers(model, plan, dsps, mode, only=None):
+    """The set of uniform layers on DSP blocks for ``mode`` (True/False/"auto"),
+    among the layers named in ``only`` (default: all of them; the partition search
+    asks about the layers of one part)."""
     from quant.ir.weights import UniformWeights
     uniform = {op.name: op for op in model.ops
-               if isinstance(op, (Conv2d, Linear)) and isinstance(op.weights, UniformWeights)}
+               if isinstance(op, (Conv2d, Linear)) and isinstance(op.weights, UniformWeights)
+               and (only is None or op.name in only)}
     if mode is True:
         return set(uniform)
     if mode is False:
@@ -179,8 +193,10 @@ def _hard_layers(model, plan, dsps, mode):
 
 
 def fit_folding(model, target_device, *, folding=None, skip_zeros=True, hard_multipliers="auto",
-                fill=DEFAULT_FILL):
+                fill=DEFAULT_FILL, input_lanes=None, stream_output=False):
     """The fastest folding whose resource estimate fits ``target_device``.
+
+    ``input_lanes`` and ``stream_output`` as for :func:`accel.build`.
 
     Returns
     -------
@@ -204,21 +220,19 @@ def fit_folding(model, target_device, *, folding=None, skip_zeros=True, hard_mul
         raise ValueError(f"Fill must be a number in (0, 1], not {fill!r}")
     overrides = _check_overrides(model, folding)
     cache = {}
-    low, high = _bounds(model, overrides, skip_zeros, cache)
-    limits = {"LUT": int(target.lut * fill), "FF": int(target.ff * fill), "DSP": target.dsp,
-              "BRAM": target.bram}
+    shape = dict(input_lanes=input_lanes, stream_output=stream_output)
+    low, high = _bounds(model, overrides, skip_zeros, cache, **shape)
+    limits = device_limits(target, fill)
 
     def attempt(interval):
         policy = _TargetPolicy(interval, overrides, strict=False)
-        plan = plan_pipeline(model, policy, skip_zeros=skip_zeros, cache=cache)
+        plan = plan_pipeline(model, policy, skip_zeros=skip_zeros, cache=cache, **shape)
         hard = _hard_layers(model, plan, target.dsp, hard_multipliers)
         if hard_multipliers == "auto" or hard != _hard_layers(model, plan, target.dsp, True):
             plan = plan_pipeline(model, policy.chosen, skip_zeros=skip_zeros, cache=cache,
-                                 hard_multipliers=hard)
+                                 hard_multipliers=hard, **shape)
         used = estimate(plan)
-        need = {"LUT": used["LUT"] + _lutram_luts(used), "FF": used["FF"], "DSP": used["DSP"],
-                "BRAM": used["BRAM"]}
-        over = [(k, need[k], limits[k]) for k in limits if need[k] > limits[k]]
+        over = overflow(used, limits)
         return policy.feasible and not over, policy.chosen, hard, used, over
 
     ok, chosen, hard, used, over = attempt(high)
@@ -241,6 +255,21 @@ def fit_folding(model, target_device, *, folding=None, skip_zeros=True, hard_mul
     return chosen, hard, used
 
 
-def _lutram_luts(used):
+def device_limits(target, fill=DEFAULT_FILL):
+    """What a design may use of ``target`` (a :class:`accel.device.Device`): ``fill``
+    of its LUTs and FFs, all of its DSPs and block RAMs."""
+    return {"LUT": int(target.lut * fill), "FF": int(target.ff * fill), "DSP": target.dsp,
+            "BRAM": target.bram}
+
+
+def needs(used):
+    """The resources an estimate needs (distributed RAM counted in LUTs)."""
     from accel.device import LUTRAM_LUTS
-    return LUTRAM_LUTS * used["LUTRAM"]
+    return {"LUT": used["LUT"] + LUTRAM_LUTS * used["LUTRAM"], "FF": used["FF"],
+            "DSP": used["DSP"], "BRAM": used["BRAM"]}
+
+
+def overflow(used, limits):
+    """[(resource, need, limit)] of the estimate ``used`` over ``limits``."""
+    need = needs(used)
+    return [(k, need[k], limits[k]) for k in limits if need[k] > limits[k]]

@@ -15,15 +15,20 @@ __all__ = ["StreamingAccelerator"]
 class StreamingAccelerator(wiring.Component):
     """A streaming dataflow accelerator for one integer model (see :func:`accel.build`).
 
-    Input: one pixel per word, all channels of the pixel (``input_lanes`` values,
-    lane = channel), pixels row-major, images back to back. Output: one word per
-    image, the class (``o.payload.cls``) and, when built with ``logits=True``,
-    the logits in class order (``o.payload.logits``).
+    Input: pixels row-major, images back to back; each pixel in
+    ``channels / lanes`` words of ``lanes`` channels in channel order (by
+    default one word of all channels; see :attr:`input_format`). Output: one
+    word per image, the class (``o.payload.cls``) and, when built with
+    ``logits=True``, the logits in class order (``o.payload.logits``); or, when
+    built with ``stream_output=True``, the output tensor's words in the same
+    pixel and channel order as the input (see :attr:`output_format` and
+    :meth:`decode_outputs`) -- what the next part of a cut model takes.
 
     Members
     -------
-    i : ``In(stream.Signature(word_layout(input shape, channels)))``
-    o : ``Out(stream.Signature(result_layout(classes[, logit shape])))``
+    i : ``In(stream.Signature(word_layout(input shape, input lanes)))``
+    o : ``Out(stream.Signature(result_layout(classes[, logit shape])))``, or with a
+        streamed output ``Out(stream.Signature(word_layout(output shape, output lanes)))``
     """
 
     def __init__(self, plan, model, report):
@@ -33,10 +38,11 @@ class StreamingAccelerator(wiring.Component):
         self._model = model
         self._report = report
         fmt = plan.input_format
-        self._out_component, _ = plan.output
+        component, port = plan.output
+        self._out_port = getattr(component, port)
         super().__init__({
             "i": In(stream.Signature(word_layout(fmt.value_shape, fmt.lanes))),
-            "o": Out(stream.Signature(self._out_component.o.payload.shape())),
+            "o": Out(stream.Signature(self._out_port.payload.shape())),
         })
 
     @property
@@ -63,7 +69,19 @@ class StreamingAccelerator(wiring.Component):
 
     @property
     def input_format(self):
+        """The :class:`~accel.stream.plan.StreamFormat` of the input words."""
         return self._plan.input_format
+
+    @property
+    def stream_output(self):
+        """True when ``o`` carries the output tensor's words (no arg-max)."""
+        return self._plan.output_format is not None
+
+    @property
+    def output_format(self):
+        """The :class:`~accel.stream.plan.StreamFormat` of ``o``'s words with a
+        streamed output; None with the arg-max."""
+        return self._plan.output_format
 
     def tensor_names(self):
         """Tensors that :meth:`tap` can observe (every operator of the model)."""
@@ -96,9 +114,31 @@ class StreamingAccelerator(wiring.Component):
             words += pack_words(to_stream(image), fmt.lanes, fmt.bits)
         return words
 
+    def decode_outputs(self, words):
+        """A streamed output's words, images back to back -> array (N, *output shape).
+
+        The words are those of whole images, as ``o`` delivers them (a built part's
+        output words are the next part's :meth:`encode_inputs` words).
+        """
+        fmt = self._plan.output_format
+        if fmt is None:
+            raise ValueError("The accelerator outputs classes, not a stream of words; "
+                             "decode each word with decode_output")
+        words = list(words)
+        if len(words) % fmt.words:
+            raise ValueError(f"Output word count must be a multiple of the {fmt.words} words "
+                             f"of an image, not {len(words)}")
+        values = unpack_words(words, fmt.lanes, fmt.bits, fmt.signed).reshape(-1, fmt.words
+                                                                              * fmt.lanes)
+        return np.array([from_stream(image, fmt.shape, fmt.order) for image in values],
+                        dtype=np.int64).reshape((-1,) + tuple(fmt.shape))
+
     def decode_output(self, word):
         """One output word -> (class, logits or None)."""
-        layout = self._out_component.o.payload.shape()
+        if self._plan.output_format is not None:
+            raise ValueError("The accelerator streams its output tensor; decode its words "
+                             "with decode_outputs")
+        layout = self._out_port.payload.shape()
         cls_bits = layout["cls"].shape.width
         cls = int(word) & ((1 << cls_bits) - 1)
         if "logits" not in layout.members:
@@ -120,5 +160,5 @@ class StreamingAccelerator(wiring.Component):
 
         for source, sink in self._plan.connections:
             wiring.connect(m, resolve(source, True), resolve(sink, False))
-        wiring.connect(m, self._out_component.o, wiring.flipped(self.o))
+        wiring.connect(m, self._out_port, wiring.flipped(self.o))
         return m

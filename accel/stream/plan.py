@@ -18,8 +18,14 @@ avgpool2d      SlidingWindow("channel") -> WindowReduce("sum")
 global_avgpool GlobalPool
 flatten        no hardware: the consumer's weights are reordered instead
 add            [skip FIFO] [width converter] -> AddUnit; a Duplicator at the fork
-output         ArgMax (class, and the logits on request)
+output         ArgMax (class, and the logits on request); with ``stream_output``
+               nothing: the output tensor's own words leave the pipeline
 =============  ======================================================================
+
+A model cut into parts (:func:`quant.ir.split_model`, :mod:`accel.partition`)
+runs as a chain of pipelines: every part but the last streams its output tensor
+out (``stream_output``), in natural channel order, and the next part takes those
+words as its input (``input_lanes`` values per word).
 """
 
 from dataclasses import dataclass, field
@@ -108,7 +114,8 @@ class PipelinePlan:
     taps: dict                   # tensor name -> (component, port)
     input_format: StreamFormat = None
     output: tuple = None         # (component, port) of the result stream
-    result_classes: int = 0
+    result_classes: int = 0      # 0 with a streamed output
+    output_format: StreamFormat = None   # of a streamed output; None with the arg-max
 
     @property
     def interval(self):
@@ -180,12 +187,13 @@ def _flatten_order(fmt):
     return (fmt.order[j] * H * W + y * W + x).reshape(-1)
 
 
-def _natural_required(model):
+def _natural_required(model, stream_output=False):
     """MVU layers whose output channel order must stay natural: what reaches an add
-    (both operands must agree) or a grouped convolution (words must not mix groups)."""
+    (both operands must agree), a grouped convolution (words must not mix groups)
+    or, with ``stream_output``, the output (the next part's input is natural)."""
     required = set()
     producers = {op.name: op for op in model.ops}
-    pending = []
+    pending = [model.outputs[-1]] if stream_output else []
     for op in model.ops:
         if isinstance(op, Add):
             pending += list(op.inputs)
@@ -205,8 +213,12 @@ def _natural_required(model):
     return required
 
 
-def check_supported(model):
-    """The builder's preconditions, as ModelError naming the operator."""
+def check_supported(model, stream_output=False):
+    """The builder's preconditions, as ModelError naming the operator.
+
+    With ``stream_output`` the output may be any tensor but the input (it leaves
+    as words); otherwise it must be a vector of class scores (for the arg-max).
+    """
     inputs = model.inputs
     if len(inputs) != 1:
         raise ModelError("model", "inputs",
@@ -220,7 +232,11 @@ def check_supported(model):
     if model.consumers(out):
         raise ModelError(out, "outputs", "the streaming builder needs the output to be the "
                          "last tensor, with no consumers")
-    if len(model.type_of(out).shape) != 1:
+    if stream_output:
+        if isinstance(model.op(out), Input):
+            raise ModelError(out, "outputs", "the streaming builder needs an operator after "
+                             "the input")
+    elif len(model.type_of(out).shape) != 1:
         raise ModelError(out, "outputs",
                          f"the streaming builder needs a vector of class scores as the output, "
                          f"not shape {model.type_of(out).shape}")
@@ -240,7 +256,8 @@ def allowed_foldings(op, in_format):
     if isinstance(op, Conv2d):
         # Words may mix groups when every channel has a code for 0 (its absent weights);
         # a codebook without 0 keeps each word inside one group.
-        no_zero = any(_zero_code(op.weights, o) is None for o in range(op.out_channels))
+        no_zero = isinstance(op.weights, CodebookWeights) and any(
+            _zero_code(op.weights, o) is None for o in range(op.out_channels))
         limit = in_format.channels // op.groups if op.groups > 1 and no_zero else in_format.channels
         simds = _divisors(limit)
     else:
@@ -349,7 +366,7 @@ def _unit_shape(op, act_bits, act_signed, hard, cache):
 
 
 def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, cache=None,
-                  hard_multipliers=True):
+                  hard_multipliers=True, input_lanes=None, stream_output=False):
     """Lay out the pipeline of ``model`` with per-layer ``folding`` {name: (pe, simd)}.
 
     ``folding`` may also be a callable ``(op, candidates, cost) -> (pe, simd)``
@@ -357,7 +374,10 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
     per image). ``cache`` (a dict) keeps schedule lengths between planning
     walks (``make=False`` only: planning assumes natural channel orders).
     ``hard_multipliers``: True (uniform weights on DSP blocks), False (in LUTs),
-    or a set of the layer names that use DSP blocks.
+    or a set of the layer names that use DSP blocks. ``input_lanes``: values per
+    input word (a divisor of the input's channels; default all of them).
+    ``stream_output``: no arg-max; the output tensor's words, in natural channel
+    order, are the result (:attr:`PipelinePlan.output`).
 
     Raises
     ------
@@ -373,8 +393,8 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
     from .residual import AddUnit, Duplicator, StreamFIFO
     from .window import SlidingWindow
 
-    out_name = check_supported(model)
-    natural = _natural_required(model)
+    out_name = check_supported(model, stream_output)
+    natural = _natural_required(model, stream_output)
     types = model.types
     blocks = _Blocks(make)
     formats, sources, layers, taps = {}, {}, [], {}
@@ -410,15 +430,26 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
         layer = LayerPlan(op.name, op.op_type)
         if isinstance(op, Input):
             C, H, W = t.shape if len(t.shape) == 3 else (t.shape[0], 1, 1)
-            formats[op.name] = StreamFormat(t.shape, C, H, W, C, np.arange(C), t.bits, t.signed)
-            layer.cycles = H * W
+            lanes = C if input_lanes is None else input_lanes
+            if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or C % lanes:
+                raise ValueError(f"Input lanes must be a positive integer dividing the input's "
+                                 f"{C} channels, not {input_lanes!r}")
+            formats[op.name] = StreamFormat(t.shape, C, H, W, lanes, np.arange(C), t.bits,
+                                            t.signed)
+            layer.cycles = H * W * (C // lanes)
             layers.append(layer)
             publish(op.name, ("input", None))
             continue
         in_fmt = formats[op.inputs[0]]
         source = get(op)
         if isinstance(op, (Conv2d, Linear)):
-            values, codes, mask = mvu_matrix(op, in_fmt)
+            # Planning walks see natural orders only, so the matrix is the same every walk.
+            if cache is not None and ("matrix", op.name) in cache:
+                values, codes, mask = cache["matrix", op.name]
+            else:
+                values, codes, mask = mvu_matrix(op, in_fmt)
+                if cache is not None:
+                    cache["matrix", op.name] = values, codes, mask
             balance = op.name not in natural
             vectors = t.shape[1] * t.shape[2] if isinstance(op, Conv2d) else 1
             fan_in = values.shape[1]
@@ -627,6 +658,13 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
             publish(op.name, (unit, "o") if unit is not None else None)
         layers.append(layer)
 
+    if stream_output:
+        if taps[out_name] == ("input", None):
+            raise ModelError(out_name, "outputs", "the streaming builder needs hardware between "
+                             "the input and a streamed output")
+        return PipelinePlan(layers, formats, blocks.blocks, blocks.connections, taps,
+                            formats[model.inputs[0].name], taps[out_name], 0,
+                            formats[out_name])
     # The result: an arg-max over the output vector.
     fmt = formats[out_name]
     result = LayerPlan("argmax", "argmax")

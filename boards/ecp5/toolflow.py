@@ -53,6 +53,7 @@ class BuildReport:
     seconds: dict = field(default_factory=dict)
     bitstream: str | None = None
     timing_met: bool | None = None
+    notes: list = field(default_factory=list)
 
     def to_json(self):
         return asdict(self)
@@ -79,6 +80,7 @@ class BuildReport:
             lines.append(f"bitstream    {self.bitstream}")
         if self.seconds:
             lines.append("time         " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items()))
+        lines += [f"note         {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
 
 
@@ -143,6 +145,66 @@ def _first_error(text):
     return tail[-1].strip() if tail else "no output"
 
 
+def _abc9_crashed(log):
+    """Yosys died inside ABC9 (an assertion, not a design error).
+
+    YoWASP Yosys 0.70 trips ``GetSize(conn.first) == GetSize(conn.second)`` in
+    ABC_OPS_REINTEGRATE on our board tops (0.69 maps them); earlier releases
+    crashed in ABC9 around TRELLIS_DPR16X4 distributed RAM and on the
+    weight-stationary systolic arrays (see bench/hdl_units.py)."""
+    return "ABC9" in log and "ERROR: Assert" in log
+
+
+SYNTH_LINE = re.compile(r"^(?P<indent>\s*)synth_ecp5(?P<options>[^\n]*)$", re.MULTILINE)
+
+
+def classic_abc_script(script):
+    """``script`` with synth_ecp5's ABC9 step replaced by the classic ABC LUT mapper.
+
+    synth_ecp5 has no switch for this any more (0.6x dropped ``-noabc9``), so
+    the script runs synth_ecp5 up to its ``map_luts`` label, maps LUTs with
+    ``abc -lut 4`` and runs the rest from ``map_cells``: what ``map_luts`` does
+    apart from ABC9 is the latch mapping, repeated here."""
+    match = SYNTH_LINE.search(script)
+    if match is None:
+        raise BuildError("cannot find synth_ecp5 in the Yosys script to retry without ABC9")
+    indent, options = match["indent"], match["options"].rstrip()
+    steps = [f"synth_ecp5{options} -run :map_luts",
+             "techmap -map +/lattice/latches_map.v",
+             "abc -lut 4 -dress",
+             "clean",
+             f"synth_ecp5{options} -run map_cells:"]
+    return script[:match.start()] + "\n".join(indent + step for step in steps) + script[match.end():]
+
+
+def _read(path):
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _synthesize(tools, out_dir, report, progress):
+    """Run the platform's Yosys script; again with classic ABC when ABC9 crashes.
+
+    The retry writes ``top.classic_abc.ys`` and keeps the crashed run's log as
+    ``top.abc9.rpt``; ``top.ys`` (which ``build_top.sh`` runs) is left alone."""
+    command = [tools["YOSYS"], "-q", "-l", "top.rpt", "top.ys"]
+    code, text, report.seconds["yosys"] = _run("synthesis", command, out_dir, "yosys.log", progress)
+    log = _read(out_dir / "top.rpt")
+    if code != 0 and _abc9_crashed(log):
+        progress("synthesis: Yosys's ABC9 crashed (a known Yosys bug, not a design error); "
+                 "again with the classic ABC LUT mapper")
+        (out_dir / "top.rpt").replace(out_dir / "top.abc9.rpt")
+        fallback = out_dir / "top.classic_abc.ys"
+        fallback.write_text(classic_abc_script((out_dir / "top.ys").read_text()))
+        report.notes.append("synthesised with classic ABC instead of ABC9 (Yosys's ABC9 crashed on "
+                            "this design; its log is top.abc9.rpt)")
+        command = [tools["YOSYS"], "-q", "-l", "top.rpt", fallback.name]
+        code, text, seconds = _run("synthesis", command, out_dir, "yosys.log", progress)
+        report.seconds["yosys"] += seconds
+        log = _read(out_dir / "top.rpt")
+    if code != 0:
+        raise BuildError(f"Yosys failed: {_first_error(log + text)}")
+
+
 def run_flow(platform, top, out_dir, *, board, model_name="", accelerator="", cycles_per_image=None,
              allow_timing_fail=False, seed=1, progress=None):
     """Build ``top`` for ``platform`` into ``out_dir``; return a :class:`BuildReport`.
@@ -170,11 +232,7 @@ def run_flow(platform, top, out_dir, *, board, model_name="", accelerator="", cy
     plan.extract(str(out_dir))
     report.seconds["elaborate"] = time.monotonic() - start
 
-    code, text, report.seconds["yosys"] = _run(
-        "synthesis", [tools["YOSYS"], "-q", "-l", "top.rpt", "top.ys"], out_dir, "yosys.log", progress)
-    if code != 0:
-        log = (out_dir / "top.rpt").read_text(errors="replace") if (out_dir / "top.rpt").exists() else text
-        raise BuildError(f"Yosys failed: {_first_error(log + text)}")
+    _synthesize(tools, out_dir, report, progress)
 
     nextpnr = [tools["NEXTPNR_ECP5"], "--log", "top.tim",
                platform._nextpnr_device_options[platform.device],

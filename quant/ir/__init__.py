@@ -14,6 +14,7 @@ from .elementwise import Add, Flatten
 from .requantize import MultiplyShift, Requantize, Thresholds
 from .model import IntegerModel
 from .sizing import accumulator_bounds, accumulator_width, worst_case_accumulator_width
+from .slicing import cut_points, split_model
 
 __all__ = [
     "ModelError", "TensorType", "signed_width", "unsigned_width",
@@ -21,6 +22,7 @@ __all__ = [
     "Operator", "Input", "Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "GlobalAvgPool",
     "Add", "Flatten", "Requantize", "Thresholds", "MultiplyShift", "OPERATOR_TYPES",
     "IntegerModel", "accumulator_bounds", "accumulator_width", "worst_case_accumulator_width",
+    "cut_points", "split_model",
 ]
 
 from .bundle import FORMAT_VERSION, load_model, save_model  # noqa: E402
