@@ -174,6 +174,12 @@ class Partition:
                                logits=logits and last))
         return built
 
+    def build_chain(self, logits=False, wire_latency=2):
+        """The parts joined by their links in one component (:class:`~accel.partition.LinkedChain`):
+        what the devices and the board wires between them do, for simulation."""
+        from .chain import LinkedChain
+        return LinkedChain(self, logits=logits, wire_latency=wire_latency)
+
     def as_dict(self):
         d = self._device
         return {"model": self._model.name, "device": {"name": d.name, "LUT": d.lut, "FF": d.ff,

@@ -172,11 +172,12 @@ class MatrixVectorUnit(wiring.Component):
     def _schedule_rows(self):
         s = self._schedule
         index_bits, channel_bits, code_bits = self._fields()
+        dense = s.dense
         rows = []
         for t in range(s.length):
             value, offset = 0, 0
             for p in range(s.pe):
-                parts = [] if s.dense else [(int(s.index[t, p]), index_bits),
+                parts = [] if dense else [(int(s.index[t, p]), index_bits),
                                             (int(s.active[t, p]), 1)]
                 if channel_bits:
                     parts.append((int(s.channel[t, p]), channel_bits))
@@ -184,7 +185,7 @@ class MatrixVectorUnit(wiring.Component):
                 for item, bits in parts:
                     value |= (item & ((1 << bits) - 1)) << offset
                     offset += bits
-            if not s.dense:
+            if not dense:
                 value |= int(s.first[t]) << offset
                 value |= int(s.last[t]) << (offset + 1)
                 offset += 2

@@ -14,6 +14,7 @@ channel order, which the builder tracks (``order``).
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -74,10 +75,13 @@ class Schedule:
         """Every entry reads the same input word in all PEs (dense schedules)."""
         return bool(np.all(self.index == self.index[:, :1]))
 
-    @property
+    @cached_property
     def dense(self):
         """Every PE reads input word ``t mod in_words`` at entry ``t`` and every entry
-        is active: a counter can replace the stored indices and flags."""
+        is active: a counter can replace the stored indices and flags.
+
+        Cached (a frozen dataclass still takes it): the scan is of the whole
+        schedule, and elaboration asks once per ROM row."""
         if self.length != self.folds * self.in_words or not self.active.all():
             return False
         expected = np.arange(self.length) % self.in_words
