@@ -131,7 +131,13 @@ def run_one(name, kind, args, sparsity=0.0, skip_zeros=True, budget=None, minima
     return row
 
 
-def markdown(rows, sweep):
+def _save(args, rows, sweep, failed):
+    _atomic_write(args.output + ".json", json.dumps({"runs": rows, "sparsity": sweep,
+                                                     "not_built": failed}, indent=2))
+    _atomic_write(args.output + ".md", markdown(rows, sweep, failed))
+
+
+def markdown(rows, sweep, failed=()):
     lines = ["# Streaming dataflow accelerator", "",
              "Resources: Yosys `synth_ecp5` (estimate from `accel.device` in brackets); "
              "fmax: nextpnr-ecp5 out of context, CABGA381. cycles/image: simulated on the "
@@ -156,6 +162,8 @@ def markdown(rows, sweep):
             f"| {r['utilization']:.1%} | {r['bottleneck']} "
             f"| {cell('LUT')} | {cell('FF')} | {cell('DSP')} | {cell('BRAM')} "
             f"| {fmax} | {ips} | {r['classes_match'] if r['classes_match'] is not None else ''} |")
+    for r in failed:
+        lines.append(f"| {r['network']} | {r['weight_kind']} | not built: {r['error']} |")
     if sweep:
         lines += ["", "## Zero-weight skipping (cycles per image vs sparsity)", "",
                   "| network | sparsity | skip | units | cycles/image | utilization |",
@@ -197,17 +205,25 @@ def main(argv=None):
     try:
         from accel.toolchain import configure_toolchain
         configure_toolchain()
-        rows = [run_one(name, kind, args) for name in args.networks for kind in args.kinds]
+        # Results are written after every run, so that a long run cut short (CNV
+        # synthesis takes most of an hour) keeps what it measured.
+        rows, failed = [], []
+        for name in args.networks:
+            for kind in args.kinds:
+                try:
+                    rows.append(run_one(name, kind, args))
+                except ValueError as error:   # does not fit the device: a result too
+                    print(f"{name} {kind}: {error}", file=sys.stderr)
+                    failed.append({"network": name, "weight_kind": kind, "error": str(error)})
+                _save(args, rows, [], failed)
         sweep = []
         sweep_args = argparse.Namespace(**{**vars(args), "synth": False, "pnr": False})
         for name in args.sweep or []:
             for sparsity in (0.0, 0.5, 0.8):
                 for skip in (False, True):
                     sweep.append(run_one(name, "pot", sweep_args, sparsity, skip, minimal=True))
-        _atomic_write(args.output + ".json", json.dumps({"runs": rows, "sparsity": sweep},
-                                                        indent=2))
-        _atomic_write(args.output + ".md", markdown(rows, sweep))
-        print(markdown(rows, sweep))
+        _save(args, rows, sweep, failed)
+        print(markdown(rows, sweep, failed))
     except Exception as error:  # noqa: BLE001
         if args.debug:
             raise
