@@ -515,7 +515,13 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
             layer.code_bits = code_bits
             layer.hard_multipliers = pe * simd if kind == "uniform_dsp" else 0
             # Dense: every PE reads every word of the vector in order (MatrixVectorUnit).
-            layer.dense = length == dense
+            # A skipping schedule can be as long as the dense one and still not be dense
+            # (inactive entries that balance the PEs): only the compiled schedule knows,
+            # so planning assumes the wider, indexed rows unless no weight can be skipped.
+            if schedule is not None:
+                layer.dense = schedule.dense
+            else:
+                layer.dense = length == dense and ((not skip_zeros and mask is None) or skip_dense)
             in_words = fan_in // simd
             control = 0 if layer.dense else max(1, (in_words - 1).bit_length()) + 1
             row_bits = pe * (control + channel_bits + simd * code_bits) + (0 if layer.dense else 2)

@@ -63,6 +63,19 @@ def test_sparse_codebook_per_channel_bit_exact():
     _check_layers(acc, model, images, result)
 
 
+def test_balanced_schedule_as_long_as_dense_is_not_dense():
+    """A pruned PoT layer whose balanced schedule has the dense length but inactive
+    entries: the ROM keeps its index and active fields (the plan once assumed dense)."""
+    model = random_model(3, "cnn", weight_kind="pot", sparsity=0.6)
+    acc = accel.build(model, logits=True)
+    not_dense = [layer for layer in acc.plan.layers if getattr(layer, "dense", True) is False
+                 and layer.schedule_length == layer.dense_length]
+    assert not_dense
+    images = random_inputs(model, 2, 3)
+    result = run_images(acc, images, backpressure=0.3, seed=3, taps=True)
+    _check_layers(acc, model, images, result)
+
+
 def test_accumulator_width_is_the_exact_bound():
     model = random_model(3, "cnn", weight_kind="pot")
     acc = accel.build(model)
