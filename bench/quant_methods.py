@@ -12,7 +12,7 @@ but pins setuptools<81, so it may be installed in a separate folder given by
 
 Writes bench/results/quant_methods.json and .md (atomically).
 
-    python bench/quant_methods.py --epochs 2 --subset 6000 --test-subset 2000
+    python bench/quant_methods.py --epochs 6 --subset 12000 --test-subset 10000
 """
 
 import argparse

@@ -37,6 +37,28 @@ def test_signed_clamp_gradient_is_minus_one_below_minus_c():
     assert float(c.grad) == pytest.approx(-1 + (1 / 3 - 0.4))
 
 
+@pytest.mark.parametrize("signed", [False, True])
+def test_clamp_gradient_matches_the_written_out_formula(signed):
+    """The fast backward (fused masks, dot products) against QUANT.md's formula
+    written with torch.where, on random values and values exactly at the bounds."""
+    torch.manual_seed(3)
+    c = torch.tensor(1.25, requires_grad=True)
+    x = torch.randn(4, 3, 5, 5) * 1.5
+    x.view(-1)[:4] = torch.tensor([1.25, -1.25, 0.0, 1.2499999])
+    x.requires_grad_(True)
+    grad = torch.randn_like(x)
+    clamp_quantize(x, c, 3, signed=signed).backward(grad)
+    q = clamp_quantize(x.detach(), c.detach(), 3, signed=signed)
+    xd = x.detach()
+    above, below = xd >= 1.25, (xd <= -1.25) if signed else (xd <= 0)
+    inside = ~(above | below)
+    local = torch.where(above, 1.0, torch.where(inside, (q - xd) / 1.25, 0.0))
+    if signed:
+        local = torch.where(below, -1.0, local)
+    assert torch.equal(x.grad, grad * inside)
+    assert float(c.grad) == pytest.approx(float((grad * local).sum()), rel=1e-5, abs=1e-5)
+
+
 def test_act_quant_initialises_clamp_from_statistics():
     torch.manual_seed(0)
     x = torch.randn(1000)
