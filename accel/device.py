@@ -21,9 +21,9 @@ that the folding search (:mod:`accel.folding`) can call it for many candidates:
   the rest is LUTs (ROMs: one LUT4 per bit column per 16 words) or
   TRELLIS_DPR16X4 distributed RAM.
 * LUT/FF: per multiply unit by kind, per PE (adder tree, accumulator), per
-  stream block, from constants fitted to ``synth_ecp5`` runs of the reference
-  networks (``bench/streaming.py``; see :data:`LUT_MODEL`). Within about 25% on
-  the networks they come from; an estimate, not a promise.
+  stream block, from constants fitted to ``synth_ecp5`` runs of single layers at
+  2- and 4-bit activations (see :data:`LUT_MODEL`). An estimate, not a promise:
+  other weight widths and very wide layers are extrapolated.
 """
 
 import math
@@ -60,14 +60,20 @@ DEVICES = {
 #: LUT-equivalents of one TRELLIS_DPR16X4 (it occupies the LUTs of a slice pair).
 LUTRAM_LUTS = 4
 
-#: Fitted against ``synth_ecp5`` of the reference networks at 2-bit activations.
-#: Per multiply unit by kind (LUTs, FFs); per PE per accumulator bit; per block.
+#: Fitted to ``synth_ecp5`` (Yosys 0.70) of single conv layers, 4-bit weights, PE 4/8 x
+#: SIMD 16/32, at 2- and 4-bit activations (the marginal cost of 64 more units), checked
+#: against CNV's first part on a LFE5U-85F (place and route). "unit": per multiply unit by
+#: kind, (LUTs, FFs) at 2-bit and at 4-bit activations, linear in the activation width
+#: between and beyond (a codebook unit's product table is costed as a ROM on top, see
+#: :func:`_unit_cost`); they include the unit's share of the pipelined adder tree's
+#: registers. Then per lane and product bit of the adder tree, per PE per accumulator
+#: bit, per stream block.
 LUT_MODEL = {
-    "unit": {"uniform_dsp": (8, 4), "uniform_soft": (11, 5), "pot": (15, 5),
-             "codebook": (29, 10)},
+    "unit": {"uniform_dsp": ((8, 4), (8, 4)), "uniform_soft": ((24.3, 14.2), (61.4, 16.5)),
+             "pot": ((34.3, 18.2), (49.9, 22.5)), "codebook": ((23.0, 10.2), (25.0, 8.5))},
     "tree_per_lane_bit": 1.0,     # adder tree: per lane and product bit
     "acc_per_bit": (3.0, 2.0),    # accumulator, bias select, output register (LUT, FF)
-    "block": {"mvu": (60, 40), "window": (110, 60), "pool": (40, 20), "requantize": (15, 10),
+    "block": {"mvu": (200, 150), "window": (250, 100), "pool": (40, 20), "requantize": (15, 10),
               "other": (30, 20)},
 }
 
@@ -134,6 +140,21 @@ def _product_bits(layer):
     return layer.act_bits + layer.code_bits + 1
 
 
+def _unit_cost(layer):
+    """``(lut, ff, bram)`` of one multiply unit of ``layer`` (see :data:`LUT_MODEL`)."""
+    (lut2, ff2), (lut4, ff4) = LUT_MODEL["unit"][layer.multiplier_kind]
+    share = (layer.act_bits - 2) / 2
+    lut, ff = lut2 + share * (lut4 - lut2), ff2 + share * (ff4 - ff2)
+    bram = 0
+    if layer.multiplier_kind == "codebook":
+        # Its product table (every codebook value times every activation) is a ROM:
+        # Yosys puts it in LUTs at 2-bit activations and in a DP16KD from 4 bits.
+        depth = 1 << (layer.code_bits + layer.act_bits)
+        bram, rom_lut, _, rom_ff = memory_cost("rom", depth, _product_bits(layer))
+        lut, ff = lut + rom_lut, ff + rom_ff
+    return max(lut, 1.0), max(ff, 1.0), bram
+
+
 def estimate(plan):
     """The :class:`ResourceEstimate` of a :class:`~accel.stream.plan.PipelinePlan`."""
     total = {"LUT": 0.0, "FF": 0.0, "DSP": 0, "BRAM": 0, "LUTRAM": 0}
@@ -143,10 +164,11 @@ def estimate(plan):
         lut = ff = 0.0
         dsp = bram = lutram = 0
         if layer.pe:
-            unit_lut, unit_ff = model["unit"][layer.multiplier_kind]
+            unit_lut, unit_ff, unit_bram = _unit_cost(layer)
             units = layer.multipliers
             lut += units * unit_lut
             ff += units * unit_ff
+            bram += units * unit_bram
             lut += units * _product_bits(layer) * model["tree_per_lane_bit"]
             lut += layer.pe * layer.acc_bits * model["acc_per_bit"][0]
             ff += layer.pe * layer.acc_bits * model["acc_per_bit"][1]
