@@ -69,6 +69,15 @@ def parse_args(argv):
                        help="succeed even when fmax is below the board clock")
     build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     build.add_argument("--json", action="store_true", help="print the report as JSON")
+    build.add_argument("--parts", type=int, default=1,
+                       help="FPGAs to cut the model over (default 1). With N > 1: one bitstream "
+                            "per board in OUT/part0 .. OUT/part{N-1}, boards in a ring joined by "
+                            "their GPIO-header links (board 0 talks to the host), and a combined "
+                            "OUT/report.txt and report.json with the pin-out (ulx3s-85f only)")
+    build.add_argument("--fill", type=float, metavar="SHARE",
+                       help="with --parts: the share of each device's LUTs and FFs the partitioner "
+                            "may fill by its estimate (default that of `python -m accel partition`, "
+                            "0.8); lower it when a part's place and route runs out of LUTs")
 
     prog = commands.add_parser("program", help="load the bitstream with openFPGALoader")
     prog.add_argument("--board", choices=sorted(BOARDS), default=DEFAULT_BOARD,
@@ -76,6 +85,11 @@ def parse_args(argv):
     prog.add_argument("--out", default=DEFAULT_OUT,
                       help=f"build directory holding top.bit (default {DEFAULT_OUT})")
     prog.add_argument("--bitstream", help="a bitstream file (default: OUT/top.bit)")
+    prog.add_argument("--part", type=int,
+                      help="program board K of a --parts build: OUT/partK/top.bit")
+    prog.add_argument("--ftdi-serial",
+                      help="the board's FTDI serial number, when several boards are plugged in "
+                           "(openFPGALoader --ftdi-serial; `openFPGALoader --scan-usb` lists them)")
     prog.add_argument("--flash", action="store_true",
                       help="write the configuration flash (survives power cycles) instead of SRAM")
     return parser.parse_args(argv)
@@ -94,6 +108,25 @@ def build(args):
         raise UsageError(str(error)) from None
     if args.selftest_images < 0 or args.selftest_images > 255:
         raise UsageError(f"--selftest-images must be in 0..255, not {args.selftest_images}")
+    if args.parts < 1:
+        raise UsageError(f"--parts must be a positive integer, not {args.parts}")
+    if args.fill is not None and args.parts == 1:
+        raise UsageError("--fill applies to a build over several boards (--parts N, N > 1)")
+    if args.parts > 1:
+        from .parts import build_ring
+        from .platforms import LINK_HEADERS
+        if args.board not in LINK_HEADERS:
+            raise UsageError(f"--parts {args.parts} needs link header pins: "
+                             f"--board {' or '.join(sorted(LINK_HEADERS))}, not {args.board}")
+        if args.fill is not None and not 0 < args.fill <= 1:
+            raise UsageError(f"--fill must be in (0, 1], not {args.fill}")
+        options = dict(clock_hz=clock_hz, baud=args.baud, selftest_count=args.selftest_images,
+                       logits=not args.no_logits)
+        text, data = build_ring(model, model_name, args.parts, args.out, board=args.board,
+                                core_options=options, allow_timing_fail=args.allow_timing_fail,
+                                seed=args.seed, fill=args.fill)
+        print(json.dumps(data, indent=2) if args.json else text, end="\n" if args.json else "")
+        return EXIT_OK
     try:
         core, info = build_core(model, clock_hz=clock_hz, baud=args.baud,
                                 selftest_count=args.selftest_images, logits=not args.no_logits)
@@ -114,8 +147,14 @@ def main(argv=None):
     try:
         if args.command == "build":
             return build(args)
-        bitstream = args.bitstream or str(Path(args.out) / "top.bit")
-        command = program(bitstream, BOARDS[args.board].loader_args, flash=args.flash)
+        if args.part is not None and args.part < 0:
+            raise UsageError(f"--part must be 0 or more, not {args.part}")
+        folder = Path(args.out) / (f"part{args.part}" if args.part is not None else "")
+        bitstream = args.bitstream or str(folder / "top.bit")
+        loader_args = BOARDS[args.board].loader_args
+        if args.ftdi_serial:
+            loader_args = [*loader_args, "--ftdi-serial", args.ftdi_serial]
+        command = program(bitstream, loader_args, flash=args.flash)
         print(f"programmed {'flash' if args.flash else 'SRAM'}: {' '.join(command)}")
         return EXIT_OK
     except UsageError as error:

@@ -17,7 +17,8 @@ from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_85FPlatform, _OrangeC
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 from amaranth_boards.versa_ecp5 import VersaECP5Platform
 
-__all__ = ["BOARDS", "BoardSpec", "make_platform", "DEFAULT_BOARD", "ORANGECRAB_UART"]
+__all__ = ["BOARDS", "BoardSpec", "make_platform", "DEFAULT_BOARD", "ORANGECRAB_UART", "LINK_HEADERS",
+           "link_header_pins", "add_link_resources"]
 
 _BUILD_TOOLS = ["yosys", "nextpnr-ecp5", "ecppack"]
 
@@ -85,3 +86,58 @@ def make_platform(board):
         return BOARDS[board].platform()
     except KeyError:
         raise ValueError(f"Unknown board {board!r}: choose one of {', '.join(BOARDS)}") from None
+
+
+# Chip-to-chip link pins (``python -m boards.ecp5 build --parts N``): the same on every
+# board of a ring, so that one ribbon cable joins a board's link_out to the next one's
+# link_in. On the ULX3S: GPIO header pairs 0-9 for link_out and 14-23 for link_in (the
+# single-ended pins of the ``gpio`` connector; 20 pins each, enough for 16 data pins).
+# In each list: clock, stop, frame, then data 0, 1, ... Not checked on hardware.
+_ULX3S_OUT = [f"{pair}{sign}" for pair in range(0, 10) for sign in "+-"]
+_ULX3S_IN = [f"{pair}{sign}" for pair in range(14, 24) for sign in "+-"]
+LINK_HEADERS = {"ulx3s-85f": {"connector": ("gpio", 0), "link_out": _ULX3S_OUT,
+                              "link_in": _ULX3S_IN}}
+
+
+def link_header_pins(board, data_pins):
+    """``{"link_out" | "link_in": {"clock" | "stop" | "frame" | "data": [connector pins]}}``
+    of ``board``'s link headers for a link with ``data_pins`` data pins.
+
+    Raises
+    ------
+    ValueError
+        The board has no link header, or not that many pins on it.
+    """
+    if board not in LINK_HEADERS:
+        raise ValueError(f"Board {board} has no chip-to-chip link pins; several FPGAs need "
+                         f"{' or '.join(sorted(LINK_HEADERS))}")
+    header = LINK_HEADERS[board]
+    most = min(len(header["link_out"]), len(header["link_in"])) - 3
+    if not 1 <= data_pins <= most:
+        raise ValueError(f"The {board} link headers have 1 to {most} data pins, not {data_pins}")
+    return {end: {"clock": [pins[0]], "stop": [pins[1]], "frame": [pins[2]],
+                  "data": pins[3:3 + data_pins]}
+            for end, pins in ((end, header[end]) for end in ("link_out", "link_in"))}
+
+
+def add_link_resources(platform, board, data_pins):
+    """Add ``link_out`` 0 and ``link_in`` 0 (see :func:`link_header_pins`) to ``platform``.
+
+    Directions are seen from this board: link_out drives clock, frame and data and
+    reads stop; link_in the reverse. ``stop`` inputs are pulled up, so that a
+    transmitter waits while the next board is not configured.
+    """
+    pins = link_header_pins(board, data_pins)
+    conn = LINK_HEADERS[board]["connector"]
+
+    def subsignal(name, end, direction):
+        attrs = [Attrs(PULLMODE="UP")] if name == "stop" and direction == "i" else []
+        return Subsignal(name, Pins(" ".join(pins[end][name]), dir=direction, conn=conn), *attrs)
+
+    def resource(end, sending):
+        out, back = ("o", "i") if sending else ("i", "o")
+        return Resource(end, 0, subsignal("clock", end, out), subsignal("frame", end, out),
+                        subsignal("data", end, out), subsignal("stop", end, back),
+                        Attrs(IO_TYPE="LVCMOS33"))
+
+    platform.add_resources([resource("link_out", True), resource("link_in", False)])

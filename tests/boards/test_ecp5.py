@@ -69,6 +69,14 @@ def test_program_runs_openfpgaloader(tmp_path, monkeypatch, capsys):
     assert json.loads(log.read_text()) == ["-b", "ulx3s", str(tmp_path / "top.bit")]
     assert main(["program", "--board", "versa", "--flash", "--out", str(tmp_path)]) == 0
     assert json.loads(log.read_text()) == ["-c", "ft2232", "-f", str(tmp_path / "top.bit")]
+    # One board of a ring, chosen by its FTDI serial number.
+    (tmp_path / "part1").mkdir()
+    (tmp_path / "part1" / "top.bit").write_bytes(b"bit")
+    assert main(["program", "--out", str(tmp_path), "--part", "1", "--ftdi-serial", "D00123"]) == 0
+    assert json.loads(log.read_text()) == ["-b", "ulx3s", "--ftdi-serial", "D00123",
+                                           str(tmp_path / "part1" / "top.bit")]
+    assert main(["program", "--out", str(tmp_path), "--part", "2"]) == 1
+    assert "No bitstream at" in capsys.readouterr().err
 
 
 def test_program_errors(tmp_path, monkeypatch, capsys):

@@ -1,0 +1,411 @@
+"""Several FPGAs in a ring: ``python -m boards.ecp5 build --parts N``.
+
+:func:`accel.partition.partition` cuts the model into ``N`` parts, one per
+board, and every board gets its own bitstream::
+
+    host --UART-- board 0: BoardCore(RingHead) --link--> board 1 --link--> ... board N-1
+                     ^                                                           |
+                     +------------------------ link (results) ------------------+
+
+* Board 0 runs the host protocol of :class:`boards.top.BoardCore`, unchanged
+  for the host; its "accelerator" is a :class:`RingHead`: pixels go to part 0
+  and on to ``link_out``, results come back on ``link_in``.
+* Board ``k`` (middle): ``link_in`` -> part ``k`` -> ``link_out`` (:class:`RingPart`).
+* The last board sends its results (class, and logits unless ``--no-logits``)
+  on its ``link_out`` to board 0's ``link_in``.
+
+Every board has the same pin-out (:func:`boards.ecp5.platforms.link_header_pins`),
+so one cable joins board ``k``'s link_out header to board ``k + 1``'s link_in
+header. On the ULX3S, with ``D`` data pins (at most 16)::
+
+    signal    board k link_out     direction   board k+1 link_in
+    clock     gpio 0+  (B11)         ->        gpio 14+ (U18)
+    stop      gpio 0-  (C11)         <-        gpio 14- (U17)
+    frame     gpio 1+  (A10)         ->        gpio 15+ (N17)
+    data[0]   gpio 1-  (A11)         ->        gpio 15- (P16)
+    data[1]   gpio 2+  (A9)          ->        gpio 16+ (N16)
+    ...       (data[i]: the next pins of each list, up to data[15])
+
+The transmitter forwards its clock on ``clock`` (a DDR output: the inverted
+clock, see :mod:`accel.chiplink.pins`); the receiver captures in the
+:data:`LINK_DOMAIN` domain, clocked by the incoming ``clock`` pin, and an
+``AsyncFIFO`` crosses into ``sync``. A link uses the first data pins it needs
+(the partition's choice; the results link as few as keep it off the critical
+path); the rest are driven low.
+"""
+
+from dataclasses import dataclass, field
+import json
+import sys
+from pathlib import Path
+
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Shape, Signal
+from amaranth.lib import io, stream, wiring
+from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib.wiring import In, Out
+
+from accel.chiplink import LinkPins, LinkReceiver, LinkTransmitter, choose_data_pins, link_cycles
+
+from .platforms import LINK_HEADERS, add_link_resources, link_header_pins, make_platform
+from .toolflow import BuildError, run_flow, write_atomic
+
+__all__ = ["LINK_DOMAIN", "RingHead", "RingPart", "RingHeadTop", "RingPartTop", "Ring", "plan_ring",
+           "pin_table", "ring_core", "ring_report", "build_ring"]
+
+#: The clock domain of every link receiver's capture registers (the incoming clock pin).
+LINK_DOMAIN = "link_in"
+#: Register stages of the board wires in each direction the receivers are sized for.
+WIRE_LATENCY = 2
+
+
+def _width(port):
+    return Shape.cast(port.payload.shape()).width
+
+
+def _pass(m, source, sink):
+    """Connect two streams of the same width whose payload shapes differ (a part's words
+    and a link's plain bits)."""
+    m.d.comb += [sink.valid.eq(source.valid), sink.payload.eq(source.payload),
+                 source.ready.eq(sink.ready)]
+
+
+def _attach_links(m, component, tx, rx):
+    """Add a transmitter and a receiver to ``component`` on its link ports."""
+    m.submodules.link_tx = tx
+    m.submodules.link_rx = rx
+    wiring.connect(m, tx.pins, wiring.flipped(component.link_out))
+    wiring.connect(m, wiring.flipped(component.link_in), rx.pins)
+    m.d.comb += component.overflow.eq(rx.overflow)
+
+
+class RingHead(wiring.Component):
+    """Board 0's accelerator: pixels -> part 0 -> ``link_out``; ``link_in`` -> results.
+
+    For :class:`boards.top.BoardCore`, it looks like the whole model's accelerator.
+
+    Parameters
+    ----------
+    first : StreamingAccelerator
+        Part 0 (streaming its output words).
+    result_shape : shape
+        The last part's output payload (class, and logits).
+    out_pins, back_pins : int
+        Data pins of the link to board 1 and of the results link from the last board.
+
+    Members
+    -------
+    i : In(stream)
+        Part 0's input (pixels).
+    o : Out(stream of ``result_shape``)
+        One result per image, from the last board.
+    link_out : Out(LinkPins(out_pins))
+    link_in : In(LinkPins(back_pins))
+    overflow : Out(1)
+        The results receiver lost a word (must stay low).
+    """
+
+    def __init__(self, first, result_shape, *, out_pins, back_pins):
+        self._first = first
+        self._tx = LinkTransmitter(_width(first.o), out_pins)
+        self._rx = LinkReceiver(Shape.cast(result_shape).width, back_pins,
+                                capture_domain=LINK_DOMAIN, wire_latency=WIRE_LATENCY)
+        super().__init__({"i": first.signature.members["i"],
+                          "o": Out(stream.Signature(result_shape)),
+                          "link_out": Out(LinkPins(out_pins)),
+                          "link_in": In(LinkPins(back_pins)),
+                          "overflow": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.part = part = self._first
+        _attach_links(m, self, self._tx, self._rx)
+        wiring.connect(m, wiring.flipped(self.i), part.i)
+        _pass(m, part.o, self._tx.i)
+        _pass(m, self._rx.o, wiring.flipped(self.o))
+        return m
+
+
+class RingPart(wiring.Component):
+    """Board ``k > 0``: ``link_in`` -> part ``k`` -> ``link_out``.
+
+    Members
+    -------
+    link_in : In(LinkPins(in_pins))
+    link_out : Out(LinkPins(out_pins))
+    overflow : Out(1)
+        The receiver lost a word (must stay low).
+    """
+
+    def __init__(self, accelerator, *, in_pins, out_pins):
+        self._accelerator = accelerator
+        self._rx = LinkReceiver(_width(accelerator.i), in_pins, capture_domain=LINK_DOMAIN,
+                                wire_latency=WIRE_LATENCY)
+        self._tx = LinkTransmitter(_width(accelerator.o), out_pins)
+        super().__init__({"link_in": In(LinkPins(in_pins)), "link_out": Out(LinkPins(out_pins)),
+                          "overflow": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.part = part = self._accelerator
+        _attach_links(m, self, self._tx, self._rx)
+        _pass(m, self._rx.o, part.i)
+        _pass(m, part.o, self._tx.i)
+        return m
+
+
+def _buffers(m, prefix, resource, pins, forward):
+    """I/O buffers between a resource and LinkPins ports: frame and data in the
+    ``forward`` direction, stop the other way (a wider data resource gets zeros)."""
+    back = "i" if forward == "o" else "o"
+    for name, direction in (("frame", forward), ("data", forward), ("stop", back)):
+        m.submodules[f"{prefix}_{name}"] = buffer = io.Buffer(direction, getattr(resource, name))
+        value = getattr(pins, name)
+        m.d.comb += buffer.o.eq(value) if direction == "o" else value.eq(buffer.i)
+
+
+def _link_io(m, platform, link_out, link_in):
+    """Drive the ``link_out``/``link_in`` resources from a component's link ports and
+    make :data:`LINK_DOMAIN` from the incoming clock pin."""
+    out = platform.request("link_out", 0, dir="-")
+    m.submodules.link_out_clock = clock = io.DDRBuffer("o", out.clock)
+    # The inverted clock: its rising edge in the middle of each beat (accel.chiplink.pins).
+    m.d.comb += [clock.o[0].eq(0), clock.o[1].eq(1)]
+    _buffers(m, "link_out", out, link_out, "o")
+
+    into = platform.request("link_in", 0, dir="-")
+    m.submodules.link_in_clock = clock_in = io.Buffer("i", into.clock)
+    m.domains.link_in = capture = ClockDomain(LINK_DOMAIN)
+    m.d.comb += capture.clk.eq(clock_in.i)
+    # The forwarded clock runs at the sending board's clock, the same on every board.
+    platform.add_clock_constraint(capture.clk, platform.default_clk_frequency)
+    # The platform's sync domain has no reset signal: hold the capture domain in reset
+    # for the first cycles after configuration (its FIFO then starts empty).
+    power_on = Signal(4, name="link_in_power_on")
+    with m.If(power_on != 15):
+        m.d.sync += power_on.eq(power_on + 1)
+    m.submodules.link_in_reset = ResetSynchronizer(power_on != 15, domain=LINK_DOMAIN)
+    _buffers(m, "link_in", into, link_in, "i")
+
+
+class RingHeadTop(Elaboratable):
+    """Board 0: the host link (:class:`boards.top.BoardTop`) and the link headers."""
+
+    def __init__(self, core, head):
+        from ..top import BoardTop
+        self._board = BoardTop(core)
+        self._head = head
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.board = self._board
+        _link_io(m, platform, self._head.link_out, self._head.link_in)
+        return m
+
+
+class RingPartTop(Elaboratable):
+    """Board ``k > 0``: a :class:`RingPart` on the link headers; LED 0 lights when its
+    receiver lost a word."""
+
+    def __init__(self, part):
+        self._part = part
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.part = part = self._part
+        _link_io(m, platform, part.link_out, part.link_in)
+        if ("led", 0) in platform.resources:
+            m.submodules.led_0 = led = io.Buffer("o", platform.request("led", 0, dir="-"))
+            m.d.comb += led.o.eq(part.overflow)
+        return m
+
+
+@dataclass
+class Ring:
+    """The boards of a ring: the partition, each link's data pins and the header width.
+
+    ``links[k]`` carries board ``k``'s output to board ``(k + 1) % N``:
+    ``{"from", "to", "what", "word_bits", "data_pins", "words_per_image", "cycles_per_image"}``.
+    """
+    partition: object
+    accelerators: list
+    board: str
+    links: list
+    data_pins: int
+    notes: list = field(default_factory=list)
+
+    @property
+    def count(self):
+        return len(self.accelerators)
+
+    def pin_table(self):
+        """One row per header signal: ``{"signal", "link_out", "link_in", "direction"}``
+        with the connector pin and the FPGA ball of each end."""
+        return pin_table(self.board, self.data_pins)
+
+    def top(self, k, core_options):
+        """The top of board ``k`` (board 0's needs ``core_options`` for :func:`ring_core`).
+
+        Made one at a time, when its build starts: a top never built would be
+        reported by Amaranth as unused."""
+        pins = [link["data_pins"] for link in self.links]
+        if k == 0:
+            head = RingHead(self.accelerators[0], self.accelerators[-1].o.payload.shape(),
+                            out_pins=pins[0], back_pins=pins[-1])
+            return RingHeadTop(ring_core(self, head, **core_options), head)
+        return RingPartTop(RingPart(self.accelerators[k], in_pins=pins[k - 1], out_pins=pins[k]))
+
+
+def pin_table(board, data_pins):
+    """The ring's header pin-out on ``board`` (see the module docstring)."""
+    platform = make_platform(board)
+    conn = LINK_HEADERS[board]["connector"]
+    mapping = platform.connectors[conn].mapping
+    pins = link_header_pins(board, data_pins)
+    rows = []
+    for name in ("clock", "stop", "frame", "data"):
+        for index, (out, into) in enumerate(zip(pins["link_out"][name], pins["link_in"][name])):
+            rows.append({"signal": f"data[{index}]" if name == "data" else name,
+                         "link_out": f"{conn[0]}_{conn[1]}:{out} ({mapping[out]})",
+                         "link_in": f"{conn[0]}_{conn[1]}:{into} ({mapping[into]})",
+                         "direction": "<-" if name == "stop" else "->"})
+    return rows
+
+
+def plan_ring(model, parts, *, board, logits=True, max_link_pins=16, fill=None):
+    """Cut ``model`` over ``parts`` boards (``parts >= 2``) and size the links.
+
+    Raises
+    ------
+    ValueError
+        The model does not fit ``parts`` devices (the partitioner's reason), or the
+        board has no link headers.
+    """
+    from accel.partition import partition
+    device = make_platform(board).device
+    link_header_pins(board, 1)      # the board must have link headers at all
+    notes = []
+    options = {} if fill is None else {"fill": fill}
+    cut = partition(model, parts, device=device, max_link_pins=max_link_pins, **options)
+    accelerators = cut.build(logits=logits)
+    links = []
+    for part, accelerator in zip(cut.parts[:-1], accelerators):
+        link = part.output_link
+        links.append({"what": f"tensor {link.tensor}", "word_bits": link.word_bits,
+                      "data_pins": link.data_pins, "words_per_image": link.words,
+                      "cycles_per_image": link.cycles})
+    result_bits = _width(accelerators[-1].o)
+    back = choose_data_pins(result_bits, 1, cut.interval, min(max_link_pins, result_bits))
+    back = back or min(max_link_pins, result_bits)
+    links.append({"what": "results", "word_bits": result_bits, "data_pins": back,
+                  "words_per_image": 1, "cycles_per_image": link_cycles(result_bits, 1, back)})
+    for k, link in enumerate(links):
+        link["from"], link["to"] = k, (k + 1) % parts
+    data_pins = max(link["data_pins"] for link in links)
+    link_header_pins(board, data_pins)
+    return Ring(cut, accelerators, board, links, data_pins, notes)
+
+
+def ring_core(ring, head, *, clock_hz, baud=115200, divisor=None, timeout=None,
+              timeout_s=0.02, selftest_count=4, logits=True):
+    """Board 0's :class:`boards.top.BoardCore` around ``head``; to the host it looks
+    like the whole model on one board (same INFO reply, fingerprint and self-test)."""
+    from quant.ir import Input
+    from ..accelerator import AcceleratorInfo, model_fingerprint, output_fields
+    from ..link import baud_divisor
+    from ..selftest import selftest_vectors
+    from ..top import BoardCore
+    model = ring.partition.model
+    source = next(op for op in model.ops if isinstance(op, Input))
+    _, logit_count, logit_width = output_fields(head)
+    classes = model.types[model.outputs[-1]].shape[0]
+    info = AcceleratorInfo(
+        shape=tuple(source.shape), pixel_bits=source.type.bits, order=1, classes=classes,
+        logit_width=logit_width if logits and logit_count == classes else 0,
+        cycles_per_image=ring.partition.interval, fingerprint=model_fingerprint(model),
+        backend=f"accel.partition ({ring.count} parts)")
+    divisor = divisor or baud_divisor(clock_hz, baud)
+    timeout = timeout or max(2, int(timeout_s * clock_hz))
+    images, classes = selftest_vectors(model, selftest_count) if selftest_count else (None, None)
+    return BoardCore(head, info, divisor=divisor, timeout=timeout, selftest_images=images,
+                     selftest_classes=classes, clock_hz=clock_hz)
+
+
+def _progress(k, count):
+    def progress(message):
+        print(f"part {k}/{count}: {message}", file=sys.stderr, flush=True)
+    return progress
+
+
+def ring_report(ring, reports, model_name):
+    """The combined report: ``(text, json dict)`` of the parts built so far."""
+    fmax = [r.fmax_hz for r in reports]
+    slowest = min(fmax) if reports and None not in fmax else None
+    interval = ring.partition.interval
+    data = {"board": ring.board, "model": model_name, "parts": ring.count,
+            "cycles_per_image": interval, "bottleneck": ring.partition.bottleneck,
+            "single_device_bound": ring.partition.single_device_bound,
+            "slowest_fmax_hz": slowest,
+            "images_per_second": slowest / interval if slowest else None,
+            "header_data_pins": ring.data_pins, "links": ring.links,
+            "pin_table": ring.pin_table(), "notes": ring.notes,
+            "partition": ring.partition.as_dict(),
+            "builds": [r.to_json() for r in reports]}
+    lines = [f"{ring.count} x {ring.board}: {model_name}", ""]
+    for k, report in enumerate(reports):
+        lines += [f"part {k}/{ring.count}"] + ["  " + line for line in report.to_text().splitlines()]
+    lines += ["", str(ring.partition.report), "",
+              f"links (board k link_out -> board k+1 link_in; the last board -> board 0)"]
+    for link in ring.links:
+        lines.append(f"  board {link['from']} -> board {link['to']}: {link['what']}, "
+                     f"{link['word_bits']}-bit words on {link['data_pins']} data pins, "
+                     f"{link['cycles_per_image']:,} cycles/image")
+    lines += [f"pin-out, the same on every board ({ring.data_pins} data pins):",
+              f"  {'signal':<9} {'board k link_out':<18}     board k+1 link_in"]
+    lines += [f"  {row['signal']:<9} {row['link_out']:<18} {row['direction']:^3} {row['link_in']}"
+              for row in data["pin_table"]]
+    lines.append(f"chain        {interval:,} cycles/image (bottleneck: {ring.partition.bottleneck})")
+    if slowest:
+        lines.append(f"images/s     {slowest / interval:,.0f} at the slowest fmax "
+                     f"({slowest / 1e6:.1f} MHz)")
+    bound = ring.partition.single_device_bound
+    lines.append("one device   " + ("does not fit, even with unlimited block RAM" if bound is None
+                                    else f"{bound:,} cycles/image at best (unlimited block RAM)"))
+    lines += [f"note         {note}" for note in ring.notes]
+    return "\n".join(lines) + "\n", data
+
+
+def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_timing_fail=False,
+               seed=1, fill=None):
+    """Build one bitstream per part into ``out_dir/part{k}``; write ``out_dir/report.txt``
+    and ``report.json``; return ``(text, json dict)``.
+
+    Raises
+    ------
+    BuildError
+        The model does not fit ``parts`` devices, or a part's build failed (named; the
+        parts built before it are kept).
+    """
+    try:
+        ring = plan_ring(model, parts, board=board, logits=core_options.get("logits", True),
+                         fill=fill)
+    except ValueError as error:
+        raise BuildError(f"Cannot cut {model_name} into {parts} parts: {error}") from None
+    out_dir = Path(out_dir)
+    reports = []
+    for k in range(ring.count):
+        top = ring.top(k, core_options)
+        platform = make_platform(board)
+        add_link_resources(platform, board, ring.data_pins)
+        try:
+            reports.append(run_flow(
+                platform, top, out_dir / f"part{k}", board=board,
+                model_name=f"{model_name}, part {k} of {parts}",
+                accelerator="accel.partition", cycles_per_image=ring.partition.parts[k].interval,
+                allow_timing_fail=allow_timing_fail, seed=seed, progress=_progress(k, parts)))
+        except BuildError as error:
+            raise type(error)(f"part {k}/{parts}: {error}"
+                              + (f" (parts 0..{k - 1} are built in {out_dir})" if k else "")) from None
+    text, data = ring_report(ring, reports, model_name)
+    write_atomic(out_dir / "report.json", json.dumps(data, indent=2) + "\n")
+    write_atomic(out_dir / "report.txt", text)
+    return text, data
