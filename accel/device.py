@@ -61,7 +61,7 @@ DEVICES = {
 LUTRAM_LUTS = 4
 
 #: Fitted to ``synth_ecp5`` (Yosys 0.70) of single conv layers, 4-bit weights, PE 4/8 x
-#: SIMD 16/32, at 2- and 4-bit activations (the marginal cost of 64 more units), checked
+#: SIMD 16/32 (SIMD <= 4: "narrow_unit"), at 2- and 4-bit activations (the marginal cost of 64 more units), checked
 #: against CNV's first part on a LFE5U-85F (place and route). "unit": per multiply unit by
 #: kind, (LUTs, FFs) at 2-bit and at 4-bit activations, linear in the activation width
 #: between and beyond (a codebook unit's product table is costed as a ROM on top, see
@@ -71,9 +71,11 @@ LUTRAM_LUTS = 4
 LUT_MODEL = {
     "unit": {"uniform_dsp": ((8, 4), (8, 4)), "uniform_soft": ((24.3, 14.2), (61.4, 16.5)),
              "pot": ((34.3, 18.2), (49.9, 22.5)), "codebook": ((23.0, 10.2), (25.0, 8.5))},
+    # Per unit at SIMD <= 4, fitted to the digits network (bench/streaming.py).
+    "narrow_unit": {"uniform_soft": (11, 5), "pot": (15, 5)},
     "tree_per_lane_bit": 1.0,     # adder tree: per lane and product bit
     "acc_per_bit": (3.0, 2.0),    # accumulator, bias select, output register (LUT, FF)
-    "block": {"mvu": (200, 150), "window": (250, 100), "pool": (40, 20), "requantize": (15, 10),
+    "block": {"mvu": (60, 40), "window": (110, 60), "pool": (40, 20), "requantize": (15, 10),
               "other": (30, 20)},
 }
 
@@ -145,6 +147,12 @@ def _unit_cost(layer):
     (lut2, ff2), (lut4, ff4) = LUT_MODEL["unit"][layer.multiplier_kind]
     share = (layer.act_bits - 2) / 2
     lut, ff = lut2 + share * (lut4 - lut2), ff2 + share * (ff4 - ff2)
+    base_lut, base_ff = LUT_MODEL["narrow_unit"].get(layer.multiplier_kind, (lut, ff))
+    # Narrow PEs (SIMD <= 4) cost the old per-unit constants; from SIMD 16 up the
+    # fitted ones (the adder tree's pipeline and wide operand registers), between
+    # them in proportion to log2(SIMD).
+    wide = min(1.0, max(0.0, (math.log2(max(1, layer.simd)) - 2) / 2))
+    lut, ff = base_lut + wide * (lut - base_lut), base_ff + wide * (ff - base_ff)
     bram = 0
     if layer.multiplier_kind == "codebook":
         # Its product table (every codebook value times every activation) is a ROM:
