@@ -12,7 +12,7 @@ interval one device would reach with unlimited block RAM). Reports per part
 its layers, resource estimate and link pins, and images/s at each clock.
 Writes ``bench/results/scale_out.json`` and ``scale_out.md``.
 
-    python -m bench.scale_out --parts 3 --images 4
+    python -m bench.scale_out --parts 3 4 --images 4
 """
 
 import argparse
@@ -122,7 +122,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--network", default="cnv", help="network of accel.stream.networks")
     parser.add_argument("--weight-bits", type=int, default=4, help="uniform weight width")
-    parser.add_argument("--parts", type=int, nargs="+", default=[3],
+    parser.add_argument("--parts", type=int, nargs="+", default=[3, 4],
                         help="part (device) counts to run, one chain each")
     parser.add_argument("--device", default="LFE5U-85F", help="device of every part")
     parser.add_argument("--fill", type=float, default=0.8,
