@@ -74,6 +74,9 @@ def parse_args(argv):
                             "per board in OUT/part0 .. OUT/part{N-1}, boards in a ring joined by "
                             "their GPIO-header links (board 0 talks to the host), and a combined "
                             "OUT/report.txt and report.json with the pin-out (ulx3s-85f only)")
+    build.add_argument("--router", choices=["router1", "router2"],
+                       help="nextpnr router (default: router1 for one board, router2 for --parts, "
+                            "whose parts fill their devices)")
     build.add_argument("--fill", type=float, metavar="SHARE",
                        help="with --parts: the share of each device's LUTs and FFs the partitioner "
                             "may fill by its estimate (default that of `python -m accel partition`, "
@@ -124,7 +127,7 @@ def build(args):
                        logits=not args.no_logits)
         text, data = build_ring(model, model_name, args.parts, args.out, board=args.board,
                                 core_options=options, allow_timing_fail=args.allow_timing_fail,
-                                seed=args.seed, fill=args.fill)
+                                seed=args.seed, fill=args.fill, router=args.router or "router2")
         print(json.dumps(data, indent=2) if args.json else text, end="\n" if args.json else "")
         return EXIT_OK
     try:
@@ -134,7 +137,7 @@ def build(args):
         raise BuildError(f"Cannot build an accelerator for {model_name}: {error}") from None
     report = run_flow(platform, BoardTop(core), args.out, board=args.board, model_name=model_name,
                       accelerator=info.backend, cycles_per_image=info.cycles_per_image,
-                      allow_timing_fail=args.allow_timing_fail, seed=args.seed)
+                      allow_timing_fail=args.allow_timing_fail, seed=args.seed, router=args.router)
     print(json.dumps(report.to_json(), indent=2) if args.json else report.to_text(), end="")
     return EXIT_OK
 

@@ -375,9 +375,13 @@ def ring_report(ring, reports, model_name):
 
 
 def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_timing_fail=False,
-               seed=1, fill=None):
+               seed=1, fill=None, router="router2"):
     """Build one bitstream per part into ``out_dir/part{k}``; write ``out_dir/report.txt``
     and ``report.json``; return ``(text, json dict)``.
+
+    Parts fill their devices (the partitioner's ``fill``), so nextpnr routes them with
+    ``router`` (default router2: on a 54k-LUT CNV part router1 had routed a few
+    percent of the arcs after five minutes).
 
     Raises
     ------
@@ -401,7 +405,8 @@ def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_
                 platform, top, out_dir / f"part{k}", board=board,
                 model_name=f"{model_name}, part {k} of {parts}",
                 accelerator="accel.partition", cycles_per_image=ring.partition.parts[k].interval,
-                allow_timing_fail=allow_timing_fail, seed=seed, progress=_progress(k, parts)))
+                allow_timing_fail=allow_timing_fail, seed=seed, progress=_progress(k, parts),
+                router=router))
         except BuildError as error:
             raise type(error)(f"part {k}/{parts}: {error}"
                               + (f" (parts 0..{k - 1} are built in {out_dir})" if k else "")) from None

@@ -206,8 +206,11 @@ def _synthesize(tools, out_dir, report, progress):
 
 
 def run_flow(platform, top, out_dir, *, board, model_name="", accelerator="", cycles_per_image=None,
-             allow_timing_fail=False, seed=1, progress=None):
+             allow_timing_fail=False, seed=1, progress=None, router=None):
     """Build ``top`` for ``platform`` into ``out_dir``; return a :class:`BuildReport`.
+
+    ``router``: nextpnr's router ("router1", its default, or "router2", which
+    routes large congested designs in a fraction of router1's time).
 
     Raises
     ------
@@ -239,7 +242,7 @@ def run_flow(platform, top, out_dir, *, board, model_name="", accelerator="", cy
                "--package", platform._nextpnr_package_options[platform.package].upper(),
                "--speed", str(platform.speed), "--json", "top.json", "--lpf", "top.lpf",
                "--textcfg", "top.config", "--report", "top.report.json", "--timing-allow-fail",
-               "--seed", str(seed)]
+               "--seed", str(seed)] + (["--router", router] if router else [])
     code, text, report.seconds["nextpnr"] = _run("place and route", nextpnr, out_dir, "nextpnr.log",
                                                  progress)
     log = (out_dir / "top.tim").read_text(errors="replace") if (out_dir / "top.tim").exists() else text

@@ -107,6 +107,7 @@ here = os.path.basename(os.getcwd())
 if name == "yosys":
     open("top.rpt", "w").write("End of script.\\n")
 elif name == "nextpnr":
+    json.dump(sys.argv[1:], open("nextpnr.args", "w"))
     if here == {fail!r}:
         open("top.tim", "w").write("ERROR: Unable to place cell 'x'\\n")
         sys.exit(1)
@@ -139,6 +140,8 @@ def test_fake_toolchain_builds_every_part(tmp_path, monkeypatch, capsys, model_f
         assert (out / f"part{k}" / "top.bit").exists()
         assert json.loads((out / f"part{k}" / "report.json").read_text())["fmax_hz"] > 0
         assert f"part {k}/3: synthesis" in captured.err
+        arguments = json.loads((out / f"part{k}" / "nextpnr.args").read_text())
+        assert arguments[arguments.index("--router") + 1] == "router2"
     assert json.loads((out / "report.json").read_text()) == report
     assert report["parts"] == 3 and len(report["builds"]) == 3
     assert report["slowest_fmax_hz"] == pytest.approx(30e6)
