@@ -95,6 +95,8 @@ def build_parser():
     train.add_argument("--stages", type=int, help="NICE/UNIQ: number of layer groups (stages)")
     train.add_argument("--final-epochs", type=int,
                        help="NICE/UNIQ: epochs of the final all-quantized stage")
+    train.add_argument("--warmup-epochs", type=int,
+                       help="PoT: full-precision epochs before quantizing (default a third)")
     train.add_argument("--portions", type=_portions,
                        help="GSNQ: INQ portions, e.g. 0.5,0.75,0.875,1.0")
     train.add_argument("--out", required=True, type=Path, help="run directory")
@@ -170,7 +172,7 @@ def _cmd_train(args):
                        "test_subset": args.test_subset, "epochs": args.epochs,
                        "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                        "stages": args.stages, "final_epochs": args.final_epochs,
-                       "portions": args.portions})
+                       "portions": args.portions, "warmup_epochs": args.warmup_epochs})
         if (out / "checkpoint.pt").exists():
             raise ValueError(f"{out} already holds a run; use --resume or another --out")
     set_seed(config["seed"], args.threads)
@@ -182,7 +184,8 @@ def _cmd_train(args):
         raise ValueError(f"model {config['model']} takes images of shape {tuple(shape)}, but "
                          f"{config['dataset']} has {tuple(train[0].shape[1:])}")
     schedule = make_schedule(model, config["method"], config["epochs"], stages=config.get("stages"),
-                             final_epochs=config.get("final_epochs"), portions=config.get("portions"))
+                             final_epochs=config.get("final_epochs"), portions=config.get("portions"),
+                             warmup_epochs=config.get("warmup_epochs"))
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
     start, history = 0, []
     if args.resume:

@@ -21,7 +21,9 @@ is always ``epochs``, so methods can be compared at equal training cost):
   start of a stage every layer freezes its largest weights up to the portion;
   the rest trains in full precision. With fewer epochs than portions the first
   portions are skipped (1.0 is always last).
-* PoT and float: one stage, everything quantized (straight-through).
+* PoT: a float warm-up (default a third of the epochs: the papers quantize a
+  trained float model), then everything quantized (straight-through).
+* float: one stage.
 """
 
 from dataclasses import dataclass, field
@@ -87,7 +89,8 @@ def _split(total, parts):
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
-def make_schedule(model, method, epochs, *, stages=None, final_epochs=None, portions=None):
+def make_schedule(model, method, epochs, *, stages=None, final_epochs=None, portions=None,
+                  warmup_epochs=None):
     """The default schedule of ``method`` for ``model`` over ``epochs`` epochs.
 
     Parameters
@@ -99,13 +102,26 @@ def make_schedule(model, method, epochs, *, stages=None, final_epochs=None, port
         NICE/UNIQ: epochs of the final all-quantized stage.
     portions : list of float, optional
         GSNQ: the INQ portions (increasing, ending at 1.0).
+    warmup_epochs : int, optional
+        PoT: full-precision epochs (weights and activations) before quantizing;
+        default ``epochs // 3``. Measured on Fashion-MNIST (6 epochs, W4A4): 0 gives
+        86.7 %, 2 gives 88.7 % against 89.3 % in float.
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"Epochs must be a positive integer, not {epochs!r}")
     layers, owners = _graph_order(model)
     everything = {name: "quant" for name in layers}
     all_on = {name: True for name in owners}
-    if method in ("float", "pot") or not layers:
+    if method == "pot" and layers:
+        warmup = epochs // 3 if warmup_epochs is None else warmup_epochs
+        if not 0 <= warmup < epochs:
+            raise ValueError(f"Warm-up epochs must be in [0, {epochs - 1}], not {warmup}")
+        quantized = [Stage("train", epochs - warmup, everything, activations=all_on)]
+        if not warmup:
+            return quantized
+        return [Stage("float warm-up", warmup, {name: "float" for name in layers},
+                      activations={name: False for name in owners})] + quantized
+    if method == "float" or not layers:
         return [Stage("train", epochs, everything, activations=all_on)]
     if method == "gsnq":
         portions = list(DEFAULT_PORTIONS if portions is None else portions)

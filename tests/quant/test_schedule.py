@@ -48,6 +48,14 @@ def test_gsnq_stages_freeze_the_inq_portions():
         make_schedule(model, "gsnq", 2, portions=[0.5, 0.9])
 
 
-def test_pot_is_a_single_quantized_stage():
-    (stage,) = make_schedule(_model("pot"), "pot", 3)
-    assert stage.epochs == 3 and set(stage.modes.values()) == {"quant"}
+def test_pot_warms_up_in_float_then_quantizes_everything():
+    model = _model("pot")
+    warmup, train = make_schedule(model, "pot", 6)
+    assert (warmup.epochs, train.epochs) == (2, 4)
+    assert set(warmup.modes.values()) == {"float"} and not any(warmup.activations.values())
+    assert set(train.modes.values()) == {"quant"} and all(train.activations.values())
+    (stage,) = make_schedule(model, "pot", 2)          # fewer than 3 epochs: no warm-up
+    assert stage.epochs == 2 and set(stage.modes.values()) == {"quant"}
+    assert [s.epochs for s in make_schedule(model, "pot", 6, warmup_epochs=5)] == [5, 1]
+    with pytest.raises(ValueError, match=r"Warm-up epochs must be in \[0, 5\], not 6"):
+        make_schedule(model, "pot", 6, warmup_epochs=6)
