@@ -74,6 +74,9 @@ def parse_args(argv):
                             "per board in OUT/part0 .. OUT/part{N-1}, boards in a ring joined by "
                             "their GPIO-header links (board 0 talks to the host), and a combined "
                             "OUT/report.txt and report.json with the pin-out (ulx3s-85f only)")
+    build.add_argument("--part", type=int, metavar="K",
+                       help="with --parts: build board K alone (boards can then build in parallel, "
+                            "one process each); the combined report follows the last one")
     build.add_argument("--router", choices=["router1", "router2"],
                        help="nextpnr router (default: router1 for one board, router2 for --parts, "
                             "whose parts fill their devices)")
@@ -115,6 +118,8 @@ def build(args):
         raise UsageError(f"--parts must be a positive integer, not {args.parts}")
     if args.fill is not None and args.parts == 1:
         raise UsageError("--fill applies to a build over several boards (--parts N, N > 1)")
+    if args.part is not None and args.parts == 1:
+        raise UsageError("--part applies to a build over several boards (--parts N, N > 1)")
     if args.parts > 1:
         from .parts import build_ring
         from .platforms import LINK_HEADERS
@@ -127,7 +132,8 @@ def build(args):
                        logits=not args.no_logits)
         text, data = build_ring(model, model_name, args.parts, args.out, board=args.board,
                                 core_options=options, allow_timing_fail=args.allow_timing_fail,
-                                seed=args.seed, fill=args.fill, router=args.router or "router2")
+                                seed=args.seed, fill=args.fill, router=args.router or "router2",
+                                only=args.part)
         print(json.dumps(data, indent=2) if args.json else text, end="\n" if args.json else "")
         return EXIT_OK
     try:

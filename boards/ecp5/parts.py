@@ -47,7 +47,7 @@ from amaranth.lib.wiring import In, Out
 from accel.chiplink import LinkPins, LinkReceiver, LinkTransmitter, choose_data_pins, link_cycles
 
 from .platforms import LINK_HEADERS, add_link_resources, link_header_pins, make_platform
-from .toolflow import BuildError, run_flow, write_atomic
+from .toolflow import BuildError, BuildReport, run_flow, write_atomic
 
 __all__ = ["LINK_DOMAIN", "RingHead", "RingPart", "RingHeadTop", "RingPartTop", "Ring", "plan_ring",
            "pin_table", "ring_core", "ring_report", "build_ring"]
@@ -374,10 +374,24 @@ def ring_report(ring, reports, model_name):
     return "\n".join(lines) + "\n", data
 
 
+def _built_report(folder):
+    """The :class:`BuildReport` of a part built earlier in ``folder``, or None."""
+    try:
+        data = json.loads((folder / "report.json").read_text())
+        report = BuildReport(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    return report if (folder / "top.bit").exists() else None
+
+
 def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_timing_fail=False,
-               seed=1, fill=None, router="router2"):
+               seed=1, fill=None, router="router2", only=None):
     """Build one bitstream per part into ``out_dir/part{k}``; write ``out_dir/report.txt``
     and ``report.json``; return ``(text, json dict)``.
+
+    ``only``: build that part alone (several parts can then build at once, in separate
+    processes); the combined report is written once every part has its bitstream
+    and report, else the text says which parts are still to build.
 
     Parts fill their devices (the partitioner's ``fill``), so nextpnr routes them with
     ``router`` (default router2: on a 54k-LUT CNV part router1 had routed a few
@@ -386,17 +400,22 @@ def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_
     Raises
     ------
     BuildError
-        The model does not fit ``parts`` devices, or a part's build failed (named; the
-        parts built before it are kept).
+        The model does not fit ``parts`` devices, ``only`` is not a part, or a part's
+        build failed (named; the parts built before it are kept).
     """
     try:
         ring = plan_ring(model, parts, board=board, logits=core_options.get("logits", True),
                          fill=fill)
     except ValueError as error:
         raise BuildError(f"Cannot cut {model_name} into {parts} parts: {error}") from None
+    if only is not None and not 0 <= only < ring.count:
+        raise BuildError(f"There is no part {only} of {parts}: parts are 0 to {parts - 1}")
     out_dir = Path(out_dir)
     reports = []
     for k in range(ring.count):
+        if only is not None and k != only:
+            reports.append(_built_report(out_dir / f"part{k}"))
+            continue
         top = ring.top(k, core_options)
         platform = make_platform(board)
         add_link_resources(platform, board, ring.data_pins)
@@ -408,8 +427,14 @@ def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_
                 allow_timing_fail=allow_timing_fail, seed=seed, progress=_progress(k, parts),
                 router=router))
         except BuildError as error:
-            raise type(error)(f"part {k}/{parts}: {error}"
-                              + (f" (parts 0..{k - 1} are built in {out_dir})" if k else "")) from None
+            built = "" if only is not None or not k else f" (parts 0..{k - 1} are built in {out_dir})"
+            raise type(error)(f"part {k}/{parts}: {error}{built}") from None
+    missing = [k for k, report in enumerate(reports) if report is None]
+    if missing:
+        text = (f"part {only}/{parts}\n" + reports[only].to_text()
+                + f"\nstill to build: part{'s' if len(missing) > 1 else ''} "
+                + ", ".join(map(str, missing)) + " (--part K); the combined report follows the last\n")
+        return text, {"part": only, "build": reports[only].to_json(), "missing": missing}
     text, data = ring_report(ring, reports, model_name)
     write_atomic(out_dir / "report.json", json.dumps(data, indent=2) + "\n")
     write_atomic(out_dir / "report.txt", text)

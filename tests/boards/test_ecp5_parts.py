@@ -156,6 +156,28 @@ def test_fake_toolchain_builds_every_part(tmp_path, monkeypatch, capsys, model_f
         assert needle in text
 
 
+def test_parts_built_one_at_a_time_then_combined(tmp_path, monkeypatch, capsys, model_file):
+    _fake_tools(tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    common = ["build", "--parts", "3", "--model", model_file, "--out", str(out),
+              "--selftest-images", "0"]
+    assert main(common + ["--part", "1"]) == 0
+    assert "still to build: parts 0, 2 (--part K)" in capsys.readouterr().out
+    assert (out / "part1" / "top.bit").exists() and not (out / "part0").exists()
+    assert not (out / "report.json").exists()
+    assert main(common + ["--part", "2"]) == 0
+    assert "still to build: part 0 (--part K)" in capsys.readouterr().out
+    assert main(common + ["--part", "0"]) == 0
+    assert "pin-out, the same on every board" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert [build["model"].split(", ")[-1] for build in report["builds"]] == \
+        ["part 0 of 3", "part 1 of 3", "part 2 of 3"]
+    assert main(common + ["--part", "3"]) == 1
+    assert "There is no part 3 of 3: parts are 0 to 2" in capsys.readouterr().err
+    assert main(["build", "--part", "1"]) == 2
+    assert "--part applies to a build over several boards" in capsys.readouterr().err
+
+
 def test_failing_part_is_named_and_earlier_parts_kept(tmp_path, monkeypatch, capsys, model_file):
     _fake_tools(tmp_path, monkeypatch, fail="part1")
     out = tmp_path / "out"
