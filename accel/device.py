@@ -61,8 +61,8 @@ DEVICES = {
 LUTRAM_LUTS = 4
 
 #: Fitted to ``synth_ecp5`` (Yosys 0.70) of single conv layers, 4-bit weights, PE 4/8 x
-#: SIMD 16/32 (SIMD <= 4: "narrow_unit"), at 2- and 4-bit activations (the marginal cost of 64 more units), checked
-#: against CNV's first part on a LFE5U-85F (place and route). "unit": per multiply unit by
+#: SIMD 16/32 (SIMD <= 4: "narrow_unit"), at 2- and 4-bit activations (the marginal cost
+#: of 64 more units), checked against CNV's first part on a LFE5U-85F (place and route). "unit": per multiply unit by
 #: kind, (LUTs, FFs) at 2-bit and at 4-bit activations, linear in the activation width
 #: between and beyond (a codebook unit's product table is costed as a ROM on top, see
 #: :func:`_unit_cost`); they include the unit's share of the pipelined adder tree's

@@ -22,8 +22,8 @@ from amaranth.lib import data
 
 from quant.ir import Input, IntegerModel
 
-__all__ = ["AcceleratorInfo", "AcceleratorError", "make_accelerator", "output_fields",
-           "model_fingerprint"]
+__all__ = ["AcceleratorInfo", "AcceleratorError", "make_accelerator", "describe_accelerator",
+           "output_fields", "model_fingerprint"]
 
 
 class AcceleratorError(ValueError):
@@ -132,6 +132,16 @@ def make_accelerator(model, *, logits=True, backend="auto"):
         The model has an input the board cannot stream (not one image input of
         at most 8 unsigned bits) or an operator the accelerator does not support.
     """
+    _board_input(model)                # fail before building anything
+    if backend not in ("auto", "accel", "standin"):
+        raise ValueError(f"Backend must be auto, accel or standin, not {backend!r}")
+    component, order, cycles, backend = _build(model, backend, logits)
+    return component, describe_accelerator(model, component, order=order, cycles_per_image=cycles,
+                                           backend=backend, logits=logits)
+
+
+def _board_input(model):
+    """``(input op, classes)`` of a model the board can stream, else an AcceleratorError."""
     if not isinstance(model, IntegerModel):
         raise TypeError(f"Model must be an IntegerModel, not {model!r}")
     inputs = [op for op in model.ops if isinstance(op, Input)]
@@ -144,14 +154,23 @@ def make_accelerator(model, *, logits=True, backend="auto"):
     if source.type.signed or source.type.bits > 8:
         raise AcceleratorError(f"The host link sends unsigned pixels of at most 8 bits; the model's "
                                f"input is {'signed ' if source.type.signed else ''}{source.type.bits}-bit")
-    out_type = model.types[model.outputs[-1]]
-    classes = out_type.shape[0]
+    classes = model.types[model.outputs[-1]].shape[0]
     if classes > 256:
         raise AcceleratorError(f"The host link carries at most 256 classes, not {classes}")
+    return source, classes
 
-    if backend not in ("auto", "accel", "standin"):
-        raise ValueError(f"Backend must be auto, accel or standin, not {backend!r}")
-    component, order, cycles, backend = _build(model, backend, logits)
+
+def describe_accelerator(model, component, *, order, cycles_per_image, backend, logits=True):
+    """The :class:`AcceleratorInfo` of ``component`` running ``model`` on a board, after
+    checking that its ports fit the host link (also for an accelerator built elsewhere,
+    such as board 0 of a ring of boards).
+
+    Raises
+    ------
+    AcceleratorError
+        The model or the component's input/output do not fit the host link.
+    """
+    source, classes = _board_input(model)
     lanes, element_bits = input_lanes(component)
     if element_bits != source.type.bits or (lanes != 1 and lanes != source.shape[0]):
         raise AcceleratorError(f"The accelerator's input ({lanes} x {element_bits} bits) does not "
@@ -162,10 +181,10 @@ def make_accelerator(model, *, logits=True, backend="auto"):
         logit_width = 0
     if logit_width > 64:
         raise AcceleratorError(f"Logits of {logit_width} bits are wider than the host link's 64")
-    info = AcceleratorInfo(shape=tuple(source.shape), pixel_bits=source.type.bits, order=order,
-                           classes=classes, logit_width=logit_width, cycles_per_image=cycles,
+    return AcceleratorInfo(shape=tuple(source.shape), pixel_bits=source.type.bits, order=order,
+                           classes=classes, logit_width=logit_width,
+                           cycles_per_image=cycles_per_image,
                            fingerprint=model_fingerprint(model), backend=backend)
-    return component, info
 
 
 def _build(model, backend, logits):

@@ -30,7 +30,7 @@ from .accelerator import AcceleratorInfo, class_member, input_lanes, output_fiel
 from .link import FrameParser, Responder, UARTReceiver, UARTTransmitter
 from .link.layouts import reply_layout
 
-__all__ = ["BoardCore", "BoardTop", "LED_NAMES", "build_core"]
+__all__ = ["BoardCore", "BoardTop", "LED_NAMES", "build_core", "core_around"]
 
 LED_NAMES = ("heartbeat", "selftest_pass", "selftest_fail", "error", "class0", "class1", "class2",
              "class3")
@@ -375,14 +375,23 @@ def build_core(model, *, clock_hz, baud=115200, divisor=None, timeout=None, time
     Returns ``(core, info)``.
     """
     from .accelerator import make_accelerator
+    accelerator, info = make_accelerator(model, logits=logits, backend=backend)
+    core = core_around(accelerator, info, model, clock_hz=clock_hz, baud=baud, divisor=divisor,
+                       timeout=timeout, timeout_s=timeout_s, selftest_count=selftest_count)
+    return core, info
+
+
+def core_around(accelerator, info, model, *, clock_hz, baud=115200, divisor=None, timeout=None,
+                timeout_s=0.02, selftest_count=4):
+    """The :class:`BoardCore` around an accelerator already built for ``model`` (its
+    ``info`` from :func:`boards.accelerator.describe_accelerator`); the link settings
+    and self-test vectors as for :func:`build_core`."""
     from .link import baud_divisor
     from .selftest import selftest_vectors
-    accelerator, info = make_accelerator(model, logits=logits, backend=backend)
     if divisor is None:
         divisor = baud_divisor(clock_hz, baud)
     if timeout is None:
         timeout = max(2, int(timeout_s * clock_hz))
     images, classes = selftest_vectors(model, selftest_count) if selftest_count else (None, None)
-    core = BoardCore(accelerator, info, divisor=divisor, timeout=timeout, selftest_images=images,
+    return BoardCore(accelerator, info, divisor=divisor, timeout=timeout, selftest_images=images,
                      selftest_classes=classes, clock_hz=clock_hz)
-    return core, info

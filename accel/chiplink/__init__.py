@@ -13,6 +13,8 @@ from .receiver import LinkReceiver, default_depth, stop_margin
 from .sizing import choose_data_pins, link_cycles, pins_total, word_beats
 from .transmitter import LinkTransmitter
 from .wire import LinkWire
+from .words import connect_words
 
 __all__ = ["LinkPins", "LinkTransmitter", "LinkReceiver", "LinkWire", "stop_margin",
-           "default_depth", "choose_data_pins", "link_cycles", "pins_total", "word_beats"]
+           "default_depth", "choose_data_pins", "link_cycles", "pins_total", "word_beats",
+           "connect_words"]

@@ -18,20 +18,13 @@ from amaranth.hdl import Cat, Module, Shape
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from accel.chiplink import LinkReceiver, LinkTransmitter, LinkWire
+from accel.chiplink import LinkReceiver, LinkTransmitter, LinkWire, connect_words
 from accel.multiply.base import quiet_on_error
 from accel.stream.checks import require_int
 
 from .report import Partition
 
 __all__ = ["LinkedChain", "ChainRun", "run_chain"]
-
-
-def _join(m, source, sink):
-    """Connect two streams whose payloads have the same width but not the same shape
-    (a part's word layout and a link's plain bits)."""
-    m.d.comb += [sink.valid.eq(source.valid), sink.payload.eq(source.payload),
-                 source.ready.eq(sink.ready)]
 
 
 class LinkedChain(wiring.Component):
@@ -148,10 +141,10 @@ class LinkedChain(wiring.Component):
             m.submodules[f"link_{k}_tx"] = tx
             m.submodules[f"link_{k}_wire"] = wire
             m.submodules[f"link_{k}_rx"] = rx
-            _join(m, self._accelerators[k].o, tx.i)
+            connect_words(m, self._accelerators[k].o, tx.i)
             wiring.connect(m, tx.pins, wire.tx)
             wiring.connect(m, wire.rx, rx.pins)
-            _join(m, rx.o, self._accelerators[k + 1].i)
+            connect_words(m, rx.o, self._accelerators[k + 1].i)
         wiring.connect(m, self._accelerators[-1].o, wiring.flipped(self.o))
         m.d.comb += self.overflow.eq(Cat(rx.overflow for _, _, rx in self._links))
         return m

@@ -132,7 +132,7 @@ def build(args):
                        logits=not args.no_logits)
         text, data = build_ring(model, model_name, args.parts, args.out, board=args.board,
                                 core_options=options, allow_timing_fail=args.allow_timing_fail,
-                                seed=args.seed, fill=args.fill, router=args.router or "router2",
+                                seed=args.seed, fill=args.fill, router=args.router,
                                 only=args.part)
         print(json.dumps(data, indent=2) if args.json else text, end="\n" if args.json else "")
         return EXIT_OK

@@ -34,7 +34,7 @@ clock, see :mod:`accel.chiplink.pins`); the receiver captures in the
 path); the rest are driven low.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import json
 import sys
 from pathlib import Path
@@ -44,7 +44,8 @@ from amaranth.lib import io, stream, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from accel.chiplink import LinkPins, LinkReceiver, LinkTransmitter, choose_data_pins, link_cycles
+from accel.chiplink import (LinkPins, LinkReceiver, LinkTransmitter, choose_data_pins,
+                            connect_words, link_cycles)
 
 from .platforms import LINK_HEADERS, add_link_resources, link_header_pins, make_platform
 from .toolflow import BuildError, BuildReport, run_flow, write_atomic
@@ -60,13 +61,6 @@ WIRE_LATENCY = 2
 
 def _width(port):
     return Shape.cast(port.payload.shape()).width
-
-
-def _pass(m, source, sink):
-    """Connect two streams of the same width whose payload shapes differ (a part's words
-    and a link's plain bits)."""
-    m.d.comb += [sink.valid.eq(source.valid), sink.payload.eq(source.payload),
-                 source.ready.eq(sink.ready)]
 
 
 def _attach_links(m, component, tx, rx):
@@ -120,8 +114,8 @@ class RingHead(wiring.Component):
         m.submodules.part = part = self._first
         _attach_links(m, self, self._tx, self._rx)
         wiring.connect(m, wiring.flipped(self.i), part.i)
-        _pass(m, part.o, self._tx.i)
-        _pass(m, self._rx.o, wiring.flipped(self.o))
+        connect_words(m, part.o, self._tx.i)
+        connect_words(m, self._rx.o, wiring.flipped(self.o))
         return m
 
 
@@ -148,8 +142,8 @@ class RingPart(wiring.Component):
         m = Module()
         m.submodules.part = part = self._accelerator
         _attach_links(m, self, self._tx, self._rx)
-        _pass(m, self._rx.o, part.i)
-        _pass(m, part.o, self._tx.i)
+        connect_words(m, self._rx.o, part.i)
+        connect_words(m, part.o, self._tx.i)
         return m
 
 
@@ -230,12 +224,15 @@ class Ring:
     accelerators: list
     board: str
     links: list
-    data_pins: int
-    notes: list = field(default_factory=list)
 
     @property
     def count(self):
         return len(self.accelerators)
+
+    @property
+    def data_pins(self):
+        """Data pins of the header: the widest link's (every board has the same pin-out)."""
+        return max(link["data_pins"] for link in self.links)
 
     def pin_table(self):
         """One row per header signal: ``{"signal", "link_out", "link_in", "direction"}``
@@ -283,7 +280,6 @@ def plan_ring(model, parts, *, board, logits=True, max_link_pins=16, fill=None):
     from accel.partition import partition
     device = make_platform(board).device
     link_header_pins(board, 1)      # the board must have link headers at all
-    notes = []
     options = {} if fill is None else {"fill": fill}
     cut = partition(model, parts, device=device, max_link_pins=max_link_pins, **options)
     accelerators = cut.build(logits=logits)
@@ -300,34 +296,21 @@ def plan_ring(model, parts, *, board, logits=True, max_link_pins=16, fill=None):
                   "words_per_image": 1, "cycles_per_image": link_cycles(result_bits, 1, back)})
     for k, link in enumerate(links):
         link["from"], link["to"] = k, (k + 1) % parts
-    data_pins = max(link["data_pins"] for link in links)
-    link_header_pins(board, data_pins)
-    return Ring(cut, accelerators, board, links, data_pins, notes)
+    ring = Ring(cut, accelerators, board, links)
+    link_header_pins(board, ring.data_pins)     # the header has that many pins
+    return ring
 
 
-def ring_core(ring, head, *, clock_hz, baud=115200, divisor=None, timeout=None,
-              timeout_s=0.02, selftest_count=4, logits=True):
+def ring_core(ring, head, *, logits=True, **options):
     """Board 0's :class:`boards.top.BoardCore` around ``head``; to the host it looks
-    like the whole model on one board (same INFO reply, fingerprint and self-test)."""
-    from quant.ir import Input
-    from ..accelerator import AcceleratorInfo, model_fingerprint, output_fields
-    from ..link import baud_divisor
-    from ..selftest import selftest_vectors
-    from ..top import BoardCore
+    like the whole model on one board (same INFO reply, fingerprint and self-test).
+    ``options``: the link settings of :func:`boards.top.core_around`."""
+    from ..accelerator import describe_accelerator
+    from ..top import core_around
     model = ring.partition.model
-    source = next(op for op in model.ops if isinstance(op, Input))
-    _, logit_count, logit_width = output_fields(head)
-    classes = model.types[model.outputs[-1]].shape[0]
-    info = AcceleratorInfo(
-        shape=tuple(source.shape), pixel_bits=source.type.bits, order=1, classes=classes,
-        logit_width=logit_width if logits and logit_count == classes else 0,
-        cycles_per_image=ring.partition.interval, fingerprint=model_fingerprint(model),
-        backend=f"accel.partition ({ring.count} parts)")
-    divisor = divisor or baud_divisor(clock_hz, baud)
-    timeout = timeout or max(2, int(timeout_s * clock_hz))
-    images, classes = selftest_vectors(model, selftest_count) if selftest_count else (None, None)
-    return BoardCore(head, info, divisor=divisor, timeout=timeout, selftest_images=images,
-                     selftest_classes=classes, clock_hz=clock_hz)
+    info = describe_accelerator(model, head, order=1, cycles_per_image=ring.partition.interval,
+                                backend=f"accel.partition ({ring.count} parts)", logits=logits)
+    return core_around(head, info, model, **options)
 
 
 def _progress(k, count):
@@ -347,7 +330,7 @@ def ring_report(ring, reports, model_name):
             "slowest_fmax_hz": slowest,
             "images_per_second": slowest / interval if slowest else None,
             "header_data_pins": ring.data_pins, "links": ring.links,
-            "pin_table": ring.pin_table(), "notes": ring.notes,
+            "pin_table": ring.pin_table(),
             "partition": ring.partition.as_dict(),
             "builds": [r.to_json() for r in reports]}
     lines = [f"{ring.count} x {ring.board}: {model_name}", ""]
@@ -370,7 +353,6 @@ def ring_report(ring, reports, model_name):
     bound = ring.partition.single_device_bound
     lines.append("one device   " + ("does not fit, even with unlimited block RAM" if bound is None
                                     else f"{bound:,} cycles/image at best (unlimited block RAM)"))
-    lines += [f"note         {note}" for note in ring.notes]
     return "\n".join(lines) + "\n", data
 
 
@@ -385,7 +367,7 @@ def _built_report(folder):
 
 
 def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_timing_fail=False,
-               seed=1, fill=None, router="router2", only=None):
+               seed=1, fill=None, router=None, only=None):
     """Build one bitstream per part into ``out_dir/part{k}``; write ``out_dir/report.txt``
     and ``report.json``; return ``(text, json dict)``.
 
@@ -394,7 +376,7 @@ def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_
     and report, else the text says which parts are still to build.
 
     Parts fill their devices (the partitioner's ``fill``), so nextpnr routes them with
-    ``router`` (default router2: on a 54k-LUT CNV part router1 had routed a few
+    ``router`` or else router2 (on a 54k-LUT CNV part router1 had routed a few
     percent of the arcs after five minutes).
 
     Raises
@@ -425,7 +407,7 @@ def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_
                 model_name=f"{model_name}, part {k} of {parts}",
                 accelerator="accel.partition", cycles_per_image=ring.partition.parts[k].interval,
                 allow_timing_fail=allow_timing_fail, seed=seed, progress=_progress(k, parts),
-                router=router))
+                router=router or "router2"))
         except BuildError as error:
             built = "" if only is not None or not k else f" (parts 0..{k - 1} are built in {out_dir})"
             raise type(error)(f"part {k}/{parts}: {error}{built}") from None
