@@ -61,7 +61,7 @@ def run_one(method, weight_bits, act_bits, train, test, args, check):
     schedule = make_schedule(model, method, args.epochs)
     started = time.monotonic()
     history = fit(model, train, None, args.epochs, method=method, schedule=schedule, lr=args.lr,
-                  batch_size=args.batch_size, progress=not args.quiet)
+                  batch_size=args.batch_size, progress=not args.quiet, lr_decay=args.lr_decay)
     seconds = time.monotonic() - started
     row = {"method": method, "weight_bits": weight_bits, "act_bits": act_bits,
            "test_accuracy": evaluate(model, *test), "train_seconds": seconds,
@@ -85,7 +85,7 @@ def run_brevitas(bits, train, test, args):
     model = brevitas_model(bits)
     started = time.monotonic()
     history = fit(model, train, None, args.epochs, method="float", lr=args.lr,
-                  batch_size=args.batch_size, progress=not args.quiet)
+                  batch_size=args.batch_size, progress=not args.quiet, lr_decay=args.lr_decay)
     bops = count_bops(FashionCNN(), SHAPE, weight_bits=bits, act_bits=bits, input_bits=8)
     return {"method": "brevitas", "weight_bits": bits, "act_bits": bits,
             "test_accuracy": evaluate(model, *test), "train_seconds": time.monotonic() - started,
@@ -94,20 +94,72 @@ def run_brevitas(bits, train, test, args):
             "sparsity": None}
 
 
+def run_seed(seed, args, with_brevitas):
+    """Every configuration (and Brevitas when asked) trained with ``seed``: one row each."""
+    args = argparse.Namespace(**{**vars(args), "seed": seed})
+    train, test = load_split("fashion-mnist", None, args.subset or None, args.test_subset or None,
+                             seed)
+    check = (test[0][:args.check], test[1][:args.check])
+    rows = []
+    for method, weight_bits, act_bits in CONFIGS:
+        if args.only and method not in args.only:
+            continue
+        print(f"== seed {seed}: {method} W{weight_bits}A{act_bits}", file=sys.stderr)
+        rows.append(run_one(method, weight_bits, act_bits, train, test, args, check))
+        print(f"   accuracy {100 * rows[-1]['test_accuracy']:.2f}%", file=sys.stderr)
+    if with_brevitas:
+        for bits in (4, 2):
+            print(f"== seed {seed}: brevitas W{bits}A{bits}", file=sys.stderr)
+            rows.append(run_brevitas(bits, train, test, args))
+    for row in rows:
+        row["seed"] = seed
+    return rows
+
+
+def aggregate(runs):
+    """One row per configuration over its seeds: mean accuracy, the per-seed accuracies,
+    mean epoch time and sparsity, the lowest export agreement."""
+    groups = {}
+    for run in runs:
+        groups.setdefault((run["method"], run["weight_bits"], run["act_bits"]), []).append(run)
+    rows = []
+    for (method, weight_bits, act_bits), group in groups.items():
+        row = {"method": method, "weight_bits": weight_bits, "act_bits": act_bits,
+               "seeds": [run["seed"] for run in group],
+               "accuracies": [run["test_accuracy"] for run in group],
+               "test_accuracy": float(np.mean([run["test_accuracy"] for run in group])),
+               "epoch_seconds": float(np.mean([run["epoch_seconds"] for run in group])),
+               "bops": group[0]["bops"], "weight_memory_bits": group[0]["weight_memory_bits"]}
+        sparsity = [run["sparsity"] for run in group if run.get("sparsity") is not None]
+        row["sparsity"] = float(np.mean(sparsity)) if sparsity else None
+        agreements = [run["export_agreement"] for run in group if "export_agreement" in run]
+        row["export_agreement"] = min(agreements) if agreements else None
+        rows.append(row)
+    return rows
+
+
 def markdown(rows, args, notes):
-    float_epoch = next((r["epoch_seconds"] for r in rows if r["method"] == "float"), None)
+    reference = next((r for r in rows if r["method"] == "float"), None)
+    seeds = f"{args.seeds} seeds from {args.seed}, mean" if args.seeds > 1 else f"seed {args.seed}"
     lines = [f"# Quantization methods on Fashion-MNIST ({args.epochs} epoch(s), "
              f"{args.subset or 60000} training images, {args.test_subset or 10000} test images, "
-             f"FashionCNN)", "",
-             "| method | W/A | accuracy (%) | BOPs | weight kbit | sparsity | export agreement (%) "
-             "| epoch time / float |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+             f"FashionCNN, Adam at {args.lr:g}, "
+             f"{'cosine-decayed' if args.lr_decay == 'cosine' else 'constant'} learning rate, "
+             f"{seeds})", "",
+             "| method | W/A | accuracy (%) | vs float | per seed | BOPs | weight kbit | sparsity "
+             "| export agreement (%) | epoch time / float |",
+             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        ratio = f"{r['epoch_seconds'] / float_epoch:.2f}" if float_epoch else ""
+        ratio = f"{r['epoch_seconds'] / reference['epoch_seconds']:.2f}" if reference else ""
+        gap = (f"{100 * (r['test_accuracy'] - reference['test_accuracy']):+.2f}"
+               if reference and r is not reference else "")
         agree = f"{100 * r['export_agreement']:.2f}" if r.get("export_agreement") is not None else ""
         sparsity = f"{100 * r['sparsity']:.1f}%" if r.get("sparsity") is not None else ""
         wa = "32/32" if r["method"] == "float" else f"{r['weight_bits']}/{r['act_bits']}"
-        lines.append(f"| {r['method']} | {wa} | {100 * r['test_accuracy']:.2f} | {r['bops']:.3e} | "
-                     f"{r['weight_memory_bits'] / 1000:.1f} | {sparsity} | {agree} | {ratio} |")
+        per_seed = ", ".join(f"{100 * a:.2f}" for a in r["accuracies"])
+        lines.append(f"| {r['method']} | {wa} | {100 * r['test_accuracy']:.2f} | {gap} | {per_seed} "
+                     f"| {r['bops']:.3e} | {r['weight_memory_bits'] / 1000:.1f} | {sparsity} "
+                     f"| {agree} | {ratio} |")
     return "\n".join(lines + [""] + [f"- {n}" for n in notes]) + "\n"
 
 
@@ -122,7 +174,12 @@ def main(argv=None):
                         help="test images for the export agreement check (default 500)")
     parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--lr-decay", choices=("cosine", "none"), default="cosine",
+                        help="learning rate over the epochs, every run alike (default cosine)")
+    parser.add_argument("--seed", type=int, default=0, help="first random seed (default 0)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="runs of every configuration, seeds --seed, --seed + 1, ...; the "
+                             "table gives their mean accuracy and range (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--only", nargs="*", help="methods to run (default: all)")
     parser.add_argument("--brevitas-path", help="extra folder on sys.path where brevitas is installed")
@@ -131,38 +188,34 @@ def main(argv=None):
                         help="result folder (default bench/results)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    train, test = load_split("fashion-mnist", None, args.subset or None, args.test_subset or None,
-                             args.seed)
-    check = (test[0][:args.check], test[1][:args.check])
-    rows, notes = [], []
-    for method, weight_bits, act_bits in CONFIGS:
-        if args.only and method not in args.only:
-            continue
-        print(f"== {method} W{weight_bits}A{act_bits}", file=sys.stderr)
-        rows.append(run_one(method, weight_bits, act_bits, train, test, args, check))
-        print(f"   accuracy {100 * rows[-1]['test_accuracy']:.2f}%", file=sys.stderr)
-    if not args.no_brevitas and (not args.only or "brevitas" in args.only):
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, not {args.seeds}")
+    notes, with_brevitas = [], not args.no_brevitas and (not args.only or "brevitas" in args.only)
+    if with_brevitas:
         if args.brevitas_path:
             sys.path.insert(0, args.brevitas_path)
         try:
-            import brevitas  # noqa: F401
+            import brevitas
         except ImportError as error:
             notes.append(f"Brevitas comparison skipped: {error}")
+            with_brevitas = False
         else:
-            for bits in (4, 2):
-                print(f"== brevitas W{bits}A{bits}", file=sys.stderr)
-                rows.append(run_brevitas(bits, train, test, args))
             notes.append(f"Brevitas {brevitas.__version__}: QuantConv2d/QuantLinear (per-tensor "
-                         "float scale) and QuantReLU at the same width, 8-bit input; BOPs computed "
-                         "for the same widths.")
+                         "float scale) and QuantReLU at the same width, 8-bit input; BOPs "
+                         "computed for the same widths.")
+    runs = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        runs.extend(run_seed(seed, args, with_brevitas))
+    rows = aggregate(runs)
     notes.append("Epoch time / float: mean training-epoch time of the run divided by the float "
                  "run's, same machine, same process, one torch thread.")
     notes.append("Export agreement: integer model (reference interpreter) vs PyTorch quantized "
-                 f"evaluation, same predicted class, on {len(check[0])} test images.")
+                 f"evaluation, same predicted class, on the first {args.check} test images "
+                 "(the lowest over the seeds).")
     args.output.mkdir(parents=True, exist_ok=True)
     write_json(args.output / "quant_methods.json",
                {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                "rows": rows, "notes": notes})
+                "rows": rows, "runs": runs, "notes": notes})
     text = markdown(rows, args, notes)
     _atomic_write(args.output / "quant_methods.md", lambda tmp: Path(tmp).write_text(text))
     print(text)

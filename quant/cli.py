@@ -91,12 +91,16 @@ def build_parser():
                                                               "(default 10)")
     train.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    train.add_argument("--lr-decay", choices=("cosine", "none"), default="cosine",
+                       help="learning rate over the epochs: cosine decay from --lr (default) "
+                            "or constant")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--stages", type=int, help="NICE/UNIQ: number of layer groups (stages)")
     train.add_argument("--final-epochs", type=int,
                        help="NICE/UNIQ: epochs of the final all-quantized stage")
     train.add_argument("--warmup-epochs", type=int,
-                       help="PoT: full-precision epochs before quantizing (default a third)")
+                       help="PoT and GSNQ: full-precision epochs before quantizing "
+                            "(default a third)")
     train.add_argument("--portions", type=_portions,
                        help="GSNQ: INQ portions, e.g. 0.5,0.75,0.875,1.0")
     train.add_argument("--out", required=True, type=Path, help="run directory")
@@ -170,7 +174,8 @@ def _cmd_train(args):
         config = _config_from_args(args)
         config.update({"dataset": args.dataset, "data_dir": args.data_dir, "subset": args.subset,
                        "test_subset": args.test_subset, "epochs": args.epochs,
-                       "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                       "batch_size": args.batch_size, "lr": args.lr, "lr_decay": args.lr_decay,
+                       "seed": args.seed,
                        "stages": args.stages, "final_epochs": args.final_epochs,
                        "portions": args.portions, "warmup_epochs": args.warmup_epochs})
         if (out / "checkpoint.pt").exists():
@@ -206,6 +211,8 @@ def _cmd_train(args):
     started = time.monotonic()
     fit(model, train, test, config["epochs"], method=config["method"], schedule=schedule,
         batch_size=config["batch_size"], optimizer=optimizer, start_epoch=start,
+        # Runs from before the option trained at a constant rate.
+        lr_decay=config.get("lr_decay", "none"),
         progress=not args.no_progress, on_epoch=on_epoch, generator=generator)
     accuracy = evaluate(model, *test)
     save_checkpoint(out / "checkpoint.pt", model, optimizer, config["epochs"], history)

@@ -103,34 +103,36 @@ def make_schedule(model, method, epochs, *, stages=None, final_epochs=None, port
     portions : list of float, optional
         GSNQ: the INQ portions (increasing, ending at 1.0).
     warmup_epochs : int, optional
-        PoT: full-precision epochs (weights and activations) before quantizing;
-        default ``epochs // 3``. Measured on Fashion-MNIST (6 epochs, W4A4): 0 gives
-        86.7 %, 2 gives 88.7 % against 89.3 % in float.
+        PoT and GSNQ: full-precision epochs (weights and activations) before
+        quantizing; default ``epochs // 3``. Measured on Fashion-MNIST (6 epochs,
+        W4A4, constant learning rate): PoT 86.7 % without, 88.7 % with 2 against
+        89.3 % in float; GSNQ (cosine-decayed rate) 89.2 % without.
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"Epochs must be a positive integer, not {epochs!r}")
     layers, owners = _graph_order(model)
     everything = {name: "quant" for name in layers}
     all_on = {name: True for name in owners}
-    if method == "pot" and layers:
+    if method == "float" or not layers:
+        return [Stage("train", epochs, everything, activations=all_on)]
+    if method in ("pot", "gsnq"):
+        # The papers quantize a trained float model: train in float first.
         warmup = epochs // 3 if warmup_epochs is None else warmup_epochs
         if not 0 <= warmup < epochs:
             raise ValueError(f"Warm-up epochs must be in [0, {epochs - 1}], not {warmup}")
-        quantized = [Stage("train", epochs - warmup, everything, activations=all_on)]
-        if not warmup:
-            return quantized
-        return [Stage("float warm-up", warmup, {name: "float" for name in layers},
-                      activations={name: False for name in owners})] + quantized
-    if method == "float" or not layers:
-        return [Stage("train", epochs, everything, activations=all_on)]
-    if method == "gsnq":
+        start = [Stage("float warm-up", warmup, {name: "float" for name in layers},
+                       activations={name: False for name in owners})] if warmup else []
+        if method == "pot":
+            return start + [Stage("train", epochs - warmup, everything, activations=all_on)]
         portions = list(DEFAULT_PORTIONS if portions is None else portions)
         if not portions or portions[-1] != 1.0 or any(b <= a for a, b in zip(portions, portions[1:])) \
                 or portions[0] <= 0:
             raise ValueError(f"INQ portions must increase and end at 1.0, not {portions}")
-        portions = portions[-epochs:]
-        return [Stage(f"inq {p:g}", e, {n: "noisy" for n in layers}, activations=all_on, portion=p)
-                for p, e in zip(portions, _split(epochs, len(portions)))]
+        quantized = epochs - warmup
+        portions = portions[-quantized:]
+        return start + [Stage(f"inq {p:g}", e, {n: "noisy" for n in layers}, activations=all_on,
+                              portion=p)
+                        for p, e in zip(portions, _split(quantized, len(portions)))]
     if method not in ("nice", "uniq"):
         raise ValueError(f"Unknown method {method!r}")
     if final_epochs is None:

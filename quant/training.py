@@ -1,6 +1,7 @@
 """Training and evaluation loops (numpy arrays in, no DataLoader), with a
 minimal text progress bar and schedule handling."""
 
+import math
 import random
 import sys
 import time
@@ -101,17 +102,31 @@ def stage_at(schedule, epoch):
     return len(schedule) - 1, schedule[-1]
 
 
+def cosine_factor(epoch, epochs):
+    """The share of the base learning rate in epoch ``epoch`` (0-based) of a cosine decay
+    over ``epochs``: 1 in the first epoch, falling towards 0 (never reaching it)."""
+    return 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+
+
 def fit(model, train, test, epochs, *, method=None, schedule=None, lr=1e-3, batch_size=64,
-        optimizer=None, start_epoch=0, progress=True, on_epoch=None, generator=None):
+        optimizer=None, start_epoch=0, progress=True, on_epoch=None, generator=None,
+        lr_decay="cosine"):
     """Train ``model`` through its schedule; returns the per-epoch history.
 
     ``train`` and ``test`` are ``(images, labels)`` numpy pairs. ``on_epoch(epoch,
     record, optimizer)`` runs after every epoch (checkpoints). ``start_epoch``
-    resumes inside the schedule.
+    resumes inside the schedule. ``lr_decay``: ``"cosine"`` scales every parameter
+    group's learning rate by :func:`cosine_factor` of the epoch (the rate is a
+    function of the epoch alone, so a resumed run continues it exactly), ``"none"``
+    keeps it constant.
     """
+    if lr_decay not in ("cosine", "none"):
+        raise ValueError(f"Learning-rate decay must be 'cosine' or 'none', not {lr_decay!r}")
     method = method or getattr(model, "qconfig", {}).get("method", "float")
     schedule = schedule or make_schedule(model, method, epochs)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
     steps = (len(train[0]) + batch_size - 1) // batch_size
     history, current = [], None
     for epoch in range(start_epoch, epochs):
@@ -119,6 +134,9 @@ def fit(model, train, test, epochs, *, method=None, schedule=None, lr=1e-3, batc
         if index != current:
             apply_stage(model, stage)
             current = index
+        if lr_decay == "cosine":
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * cosine_factor(epoch, epochs)
         bar = ProgressBar(steps, f"epoch {epoch + 1}/{epochs} ({stage.name}) ", enabled=progress)
         start = time.monotonic()
         loss, train_acc = train_epoch(model, optimizer, train[0], train[1], batch_size,
@@ -126,7 +144,7 @@ def fit(model, train, test, epochs, *, method=None, schedule=None, lr=1e-3, batc
         bar.close()
         seconds = time.monotonic() - start
         record = {"epoch": epoch + 1, "stage": stage.name, "loss": loss, "train_accuracy": train_acc,
-                  "seconds": seconds}
+                  "seconds": seconds, "lr": optimizer.param_groups[0]["lr"]}
         if test is not None:
             record["test_accuracy"] = evaluate(model, *test)
             if progress:

@@ -82,8 +82,9 @@ def parse_args(argv):
                             "whose parts fill their devices)")
     build.add_argument("--fill", type=float, metavar="SHARE",
                        help="with --parts: the share of each device's LUTs and FFs the partitioner "
-                            "may fill by its estimate (default that of `python -m accel partition`, "
-                            "0.8); lower it when a part's place and route runs out of LUTs")
+                            "may fill by its estimate (default 0.5: fuller parts, such as CNV's "
+                            "at 0.8, did not route); lower it when a part does not route, raise "
+                            "it for a faster chain when they do")
 
     prog = commands.add_parser("program", help="load the bitstream with openFPGALoader")
     prog.add_argument("--board", choices=sorted(BOARDS), default=DEFAULT_BOARD,
@@ -121,18 +122,19 @@ def build(args):
     if args.part is not None and args.parts == 1:
         raise UsageError("--part applies to a build over several boards (--parts N, N > 1)")
     if args.parts > 1:
-        from .parts import build_ring
+        from .parts import RING_FILL, build_ring
         from .platforms import LINK_HEADERS
         if args.board not in LINK_HEADERS:
             raise UsageError(f"--parts {args.parts} needs link header pins: "
                              f"--board {' or '.join(sorted(LINK_HEADERS))}, not {args.board}")
-        if args.fill is not None and not 0 < args.fill <= 1:
-            raise UsageError(f"--fill must be in (0, 1], not {args.fill}")
+        fill = RING_FILL if args.fill is None else args.fill
+        if not 0 < fill <= 1:
+            raise UsageError(f"--fill must be in (0, 1], not {fill}")
         options = dict(clock_hz=clock_hz, baud=args.baud, selftest_count=args.selftest_images,
                        logits=not args.no_logits)
         text, data = build_ring(model, model_name, args.parts, args.out, board=args.board,
                                 core_options=options, allow_timing_fail=args.allow_timing_fail,
-                                seed=args.seed, fill=args.fill, router=args.router,
+                                seed=args.seed, fill=fill, router=args.router,
                                 only=args.part)
         print(json.dumps(data, indent=2) if args.json else text, end="\n" if args.json else "")
         return EXIT_OK

@@ -10,7 +10,7 @@ import pytest
 
 from boards.ecp5 import make_platform
 from boards.ecp5.__main__ import main, parse_args
-from boards.ecp5.parts import pin_table, plan_ring
+from boards.ecp5.parts import RING_FILL, pin_table, plan_ring
 from boards.ecp5.platforms import add_link_resources, link_header_pins
 from quant.ir import save_model
 from quant.ir.generate import random_model
@@ -83,6 +83,7 @@ def test_link_header_errors():
 @pytest.mark.parametrize("parts", [2, 3])
 def test_every_part_top_elaborates(model, parts):
     ring = plan_ring(model, parts, board=BOARD)
+    assert ring.partition.as_dict()["policy"]["fill"] == RING_FILL
     assert [link["from"] for link in ring.links] == list(range(parts))
     assert [link["to"] for link in ring.links] == [*range(1, parts), 0]
     # Part k's output words are what the link after it carries.

@@ -37,13 +37,18 @@ def test_uniq_freezes_earlier_stages_and_groups_layers_to_fit_the_epochs():
 
 def test_gsnq_stages_freeze_the_inq_portions():
     model = _model("gsnq")
-    schedule = make_schedule(model, "gsnq", 4)
-    assert [s.portion for s in schedule] == [0.5, 0.75, 0.875, 1.0]
+    warmup, *schedule = make_schedule(model, "gsnq", 6)
+    assert warmup.epochs == 2 and set(warmup.modes.values()) == {"float"}
+    assert warmup.portion is None and not any(warmup.activations.values())
+    assert [(s.portion, s.epochs) for s in schedule] == [(0.5, 1), (0.75, 1), (0.875, 1), (1.0, 1)]
+    assert make_schedule(model, "gsnq", 4, warmup_epochs=0)[0].portion == 0.5
     for stage in schedule:
         apply_stage(model, stage)
         fraction = model.get_submodule("3").weight_quant.frozen_fraction
         assert fraction == pytest.approx(stage.portion, abs=1e-3)
+    # Fewer quantized epochs than portions: the last portions, one epoch each.
     assert [s.portion for s in make_schedule(model, "gsnq", 2)] == [0.875, 1.0]
+    assert [s.portion for s in make_schedule(model, "gsnq", 4)] == [None, 0.75, 0.875, 1.0]
     with pytest.raises(ValueError, match="must increase and end at 1.0"):
         make_schedule(model, "gsnq", 2, portions=[0.5, 0.9])
 

@@ -1,0 +1,40 @@
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from quant.training import cosine_factor, fit  # noqa: E402
+
+
+def _tiny():
+    rng = np.random.default_rng(0)
+    images = rng.random((32, 1, 4, 4), dtype=np.float32)
+    labels = (images.reshape(32, -1).sum(1) > 8).astype(np.int64)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    return model, (images, labels)
+
+
+def test_cosine_decay_sets_each_epochs_rate_from_the_epoch_alone():
+    model, train = _tiny()
+    history = fit(model, train, None, 4, method="float", lr=0.01, batch_size=8, progress=False)
+    rates = [record["lr"] for record in history]
+    assert rates == pytest.approx([0.01 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)])
+    assert rates[0] == pytest.approx(0.01) and all(a > b > 0 for a, b in zip(rates, rates[1:]))
+
+    # A run resumed at epoch 2 with a fresh optimizer continues the same rates.
+    model, train = _tiny()
+    resumed = fit(model, train, None, 4, method="float", lr=0.01, batch_size=8, progress=False,
+                  start_epoch=2)
+    assert [record["lr"] for record in resumed] == pytest.approx(rates[2:])
+    assert cosine_factor(0, 5) == 1 and 0 < cosine_factor(4, 5) < 0.1
+
+
+def test_constant_rate_and_unknown_decay():
+    model, train = _tiny()
+    history = fit(model, train, None, 3, method="float", lr=0.01, batch_size=8, progress=False,
+                  lr_decay="none")
+    assert [record["lr"] for record in history] == [0.01] * 3
+    with pytest.raises(ValueError, match="'cosine' or 'none'"):
+        fit(model, train, None, 1, method="float", progress=False, lr_decay="step")
