@@ -106,7 +106,8 @@ def make_schedule(model, method, epochs, *, stages=None, final_epochs=None, port
         PoT and GSNQ: full-precision epochs (weights and activations) before
         quantizing; default ``epochs // 3``. Measured on Fashion-MNIST (6 epochs,
         W4A4, constant learning rate): PoT 86.7 % without, 88.7 % with 2 against
-        89.3 % in float; GSNQ (cosine-decayed rate) 89.2 % without.
+        89.3 % in float; GSNQ (cosine-decayed rate, seed 0) 89.2 % without, 89.9 % with
+        2, against 90.2 % in float.
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"Epochs must be a positive integer, not {epochs!r}")

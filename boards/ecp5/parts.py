@@ -61,7 +61,8 @@ WIRE_LATENCY = 2
 #: Lower than the partitioner's 0.8 because routing, not LUTs, limits the dense
 #: parts: CNV W4 cut at 0.8 gave parts of 54k and 47k LUTs (65 % and 56 %) that
 #: nextpnr did not route in 30 minutes (router1 or router2); cut at 0.5, its
-#: largest part placed at 36k LUTs (43 %) and router2 finished in under 8 minutes.
+#: largest part placed at 36k LUTs (43 %) and router2 finished in under 8 minutes,
+#: though its block-RAM-heavy part 1 (24k LUTs, 122 EBR) still did not route.
 RING_FILL = 0.5
 
 
