@@ -3,7 +3,9 @@
 A backend's generated adapter defines ``struct qs::Model`` (the model, its
 port table, ``settle()`` (evaluate until stable), ``edge()`` (one evaluation
 that at least updates the registers on a rising clock), ``commit()`` (what
-``edge`` computed takes effect; may be empty), ``single_eval_edge`` (whether
+``edge`` computed takes effect; may be empty), ``fall_committed()`` (lower
+the clock when the last edge is committed and nothing else is pending: the same
+as ``set_clock(0)`` then ``commit()``, only cheaper), ``single_eval_edge`` (whether
 one ``edge()`` evaluation both settles the combinational logic before the
 edge and computes the registers, with the outputs keeping their pre-edge
 values until ``commit()``), ``set_clock(level)``, ``vcd_open/vcd_sample/vcd_close``)
@@ -201,9 +203,11 @@ QS_API int qs_stream(void *h, const int32_t *cfg,
     // so the edge evaluation itself yields the pre-edge outputs, read before commit.
     const bool fast = qs::Model::single_eval_edge && !m.vcd_on;
     for (int64_t j = 0; j < n_cycles; j++) {
-        if (fast) {
+        if (fast && j > 0) {
+            m.fall_committed();  // the falling edge: nothing to evaluate, the last edge committed
+        } else if (fast) {
             m.set_clock(0);
-            m.commit();  // the falling edge: nothing to evaluate
+            m.commit();  // whatever the caller left pending takes effect first
         } else {
             qs::fall(m);
         }

@@ -41,9 +41,9 @@ def _tail(text, lines=15):
     return "\n".join(kept[-lines:])
 
 
-def find_cxx():
+def find_cxx(preferred=("g++", "c++", "clang++")):
     """The C++ compiler command as an argv list: ``$CXX`` if set, else the
-    first of g++, c++, clang++ on PATH."""
+    first of ``preferred`` on PATH."""
     env = os.environ.get("CXX")
     if env:
         argv = shlex.split(env)
@@ -52,11 +52,11 @@ def find_cxx():
                 f"The C++ compiler named by CXX={env} was not found; compiled simulation "
                 f"backends need one (install g++ or clang++, or point CXX at one)")
         return argv
-    for candidate in ("g++", "c++", "clang++"):
+    for candidate in preferred:
         if shutil.which(candidate):
             return [candidate]
     raise CompilerNotFoundError(
-        "No C++ compiler found (tried g++, c++, clang++ on PATH); compiled simulation "
+        f"No C++ compiler found (tried {', '.join(preferred)} on PATH); compiled simulation "
         "backends need one: install g++ (Debian: apt-get install g++) or set CXX")
 
 

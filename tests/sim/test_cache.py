@@ -129,6 +129,22 @@ def test_no_compiler_on_path(monkeypatch, tmp_path):
         find_cxx()
 
 
+def test_cxxrtl_prefers_clang_verilator_gcc(monkeypatch, tmp_path):
+    """Each backend takes the compiler that makes its models faster, unless CXX says."""
+    from sim.backends.cxxrtl import CXX_PREFERRED
+
+    for name in ("g++", "clang++"):
+        fake_tool(tmp_path, name, "exit 0\n")
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_cxx(CXX_PREFERRED) == ["clang++"]
+    assert find_cxx() == ["g++"]
+    (tmp_path / "clang++").unlink()
+    assert find_cxx(CXX_PREFERRED) == ["g++"]
+    monkeypatch.setenv("CXX", "g++ -m64")
+    assert find_cxx(CXX_PREFERRED) == ["g++", "-m64"]
+
+
 def fake_tool(tmp_path, name, body):
     path = tmp_path / name
     path.write_text("#!/bin/sh\n" + body)
