@@ -61,8 +61,9 @@ WIRE_LATENCY = 2
 #: Lower than the partitioner's 0.8 because routing, not LUTs, limits the dense
 #: parts: CNV W4 cut at 0.8 gave parts of 54k and 47k LUTs (65 % and 56 %) that
 #: nextpnr did not route in 30 minutes (router1 or router2); cut at 0.5, its
-#: largest part placed at 36k LUTs (43 %) and router2 finished in under 8 minutes,
-#: though its block-RAM-heavy part 1 (24k LUTs, 122 EBR) still did not route.
+#: largest part placed at 36k LUTs (43 %) and router2 finished in under 8 minutes;
+#: its block-RAM-heavy part 1 (24k LUTs, 122 EBR) needed router1 and seed 3 (router2
+#: diverged), and all four parts met the 25 MHz clock.
 RING_FILL = 0.5
 
 
@@ -375,6 +376,16 @@ def _built_report(folder):
     return report if (folder / "top.bit").exists() else None
 
 
+def _reroute_hint(error, k):
+    """What to try when nextpnr failed on part ``k``: a part that did not route
+    under one router and seed often routes under another (CNV W4's part 1 at
+    fill 0.5: router2 diverged, router1 with seed 3 routed it in 36 minutes)."""
+    if "nextpnr" not in str(error):
+        return ""
+    return (f"; try that part alone with the other router or another placement seed, e.g. "
+            f"--part {k} --router router1 --seed 3, or a lower --fill")
+
+
 def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_timing_fail=False,
                seed=1, fill=RING_FILL, router=None, only=None):
     """Build one bitstream per part into ``out_dir/part{k}``; write ``out_dir/report.txt``
@@ -419,7 +430,7 @@ def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_
                 router=router or "router2"))
         except BuildError as error:
             built = "" if only is not None or not k else f" (parts 0..{k - 1} are built in {out_dir})"
-            raise type(error)(f"part {k}/{parts}: {error}{built}") from None
+            raise type(error)(f"part {k}/{parts}: {error}{built}{_reroute_hint(error, k)}") from None
     missing = [k for k, report in enumerate(reports) if report is None]
     if missing:
         text = (f"part {only}/{parts}\n" + reports[only].to_text()

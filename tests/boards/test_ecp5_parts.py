@@ -187,6 +187,8 @@ def test_failing_part_is_named_and_earlier_parts_kept(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("error: part 1/2: nextpnr-ecp5 failed: ERROR: Unable to place cell")
     assert f"parts 0..0 are built in {out}" in err
+    assert err.endswith("try that part alone with the other router or another placement seed, "
+                        "e.g. --part 1 --router router1 --seed 3, or a lower --fill")
     assert (out / "part0" / "top.bit").exists()
     assert not (out / "report.json").exists()
 
