@@ -380,7 +380,7 @@ def _reroute_hint(error, k):
     """What to try when nextpnr failed on part ``k``: a part that did not route
     under one router and seed often routes under another (CNV W4's part 1 at
     fill 0.5: router2 diverged, router1 with seed 3 routed it in 36 minutes)."""
-    if "nextpnr" not in str(error):
+    if "nextpnr" not in str(error) and "place and route" not in str(error):
         return ""
     return (f"; try that part alone with the other router or another placement seed, e.g. "
             f"--part {k} --router router1 --seed 3, or a lower --fill")

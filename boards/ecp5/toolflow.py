@@ -19,6 +19,8 @@ from pathlib import Path
 
 from accel.toolchain import ToolNotFoundError, tool_command
 
+from .route_watch import DivergenceWatch
+
 __all__ = ["BuildError", "DoesNotFit", "TimingFailed", "BuildReport", "run_flow",
            "parse_utilisation", "parse_fmax", "check_fit", "write_atomic", "RESOURCES"]
 
@@ -123,18 +125,37 @@ def check_fit(utilisation):
         raise DoesNotFit("The design does not fit the device: " + "; ".join(over))
 
 
-def _run(step, command, cwd, log, progress):
+def _run(step, command, cwd, log, progress, watch=None, poll_seconds=1.0):
+    """Run ``command`` in ``cwd`` with its output in ``log``; (exit code, output, seconds).
+
+    ``watch``: an object whose ``feed(new_output)`` says when to stop the tool
+    (:class:`~boards.ecp5.route_watch.DivergenceWatch`); the tool is then
+    terminated and :class:`BuildError` raised with ``watch.describe()``."""
     progress(f"{step}: {' '.join(command[:1])} ...")
     start = time.monotonic()
+    path = Path(cwd) / log
     try:
-        with open(Path(cwd) / log, "w") as out:
-            completed = subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        with open(path, "w") as out, open(path, errors="replace") as follow:
+            process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+            with process:     # an exception here (Ctrl-C, the watch) must not leave it running
+                while True:
+                    try:
+                        code = process.wait(timeout=poll_seconds)
+                        break
+                    except subprocess.TimeoutExpired:
+                        if watch is not None and watch.feed(follow.read()):
+                            process.terminate()
+                            process.wait()
+                            raise BuildError(f"{step}: {command[0]} stopped: {watch.describe()} "
+                                             f"(log: {path})") from None
+                    except BaseException:
+                        process.kill()
+                        raise
     except FileNotFoundError:
         raise BuildError(f"{step}: cannot run {command[0]} (not found)") from None
     seconds = time.monotonic() - start
     progress(f"{step}: done in {seconds:.0f} s")
-    text = (Path(cwd) / log).read_text(errors="replace")
-    return completed.returncode, text, seconds
+    return code, path.read_text(errors="replace"), seconds
 
 
 def _first_error(text):
@@ -243,8 +264,10 @@ def run_flow(platform, top, out_dir, *, board, model_name="", accelerator="", cy
                "--speed", str(platform.speed), "--json", "top.json", "--lpf", "top.lpf",
                "--textcfg", "top.config", "--report", "top.report.json", "--timing-allow-fail",
                "--seed", str(seed)] + (["--router", router] if router else [])
+    # router2 can diverge and run on for hours; router1 has no such report to watch.
+    watch = DivergenceWatch() if router == "router2" else None
     code, text, report.seconds["nextpnr"] = _run("place and route", nextpnr, out_dir, "nextpnr.log",
-                                                 progress)
+                                                 progress, watch=watch)
     log = (out_dir / "top.tim").read_text(errors="replace") if (out_dir / "top.tim").exists() else text
     nextpnr_report = {}
     if (out_dir / "top.report.json").exists():

@@ -5,6 +5,7 @@ import json
 import os
 import stat
 import sys
+import time
 
 import pytest
 
@@ -112,6 +113,12 @@ elif name == "nextpnr":
     if here == {fail!r}:
         open("top.tim", "w").write("ERROR: Unable to place cell 'x'\\n")
         sys.exit(1)
+    if here == {diverge!r}:     # router2 improving, then worse and worse, then hanging
+        import time
+        for i in range(1, 41):
+            overused = max(200, 1000 - 80 * i) if i <= 10 else 200 + 25 * (i - 10)
+            print(f"Info:     iter={{i}} wires=5000 overused={{overused}} overuse={{overused}}", flush=True)
+        time.sleep(300)
     open("top.tim", "w").write("Info: done\\n")
     fmax = 40.0 if here == "part0" else 30.0
     json.dump({{"utilization": {{"TRELLIS_COMB": {{"used": 1000, "available": 83640}}}},
@@ -122,10 +129,11 @@ else:
 """
 
 
-def _fake_tools(tmp_path, monkeypatch, fail=None):
+def _fake_tools(tmp_path, monkeypatch, fail=None, diverge=None):
     for variable, name in (("YOSYS", "yosys"), ("NEXTPNR_ECP5", "nextpnr"), ("ECPPACK", "ecppack")):
         script = tmp_path / f"fake-{name}"
-        script.write_text(FAKE_TOOL.format(python=sys.executable, name=name, fail=fail))
+        script.write_text(FAKE_TOOL.format(python=sys.executable, name=name, fail=fail,
+                                           diverge=diverge))
         script.chmod(script.stat().st_mode | stat.S_IEXEC)
         monkeypatch.setenv(variable, str(script))
 
@@ -191,6 +199,23 @@ def test_failing_part_is_named_and_earlier_parts_kept(tmp_path, monkeypatch, cap
                         "e.g. --part 1 --router router1 --seed 3, or a lower --fill")
     assert (out / "part0" / "top.bit").exists()
     assert not (out / "report.json").exists()
+
+
+def test_diverging_router2_is_stopped_with_advice(tmp_path, monkeypatch, capsys, model_file):
+    """A part router2 cannot route fails in seconds, not after hours of a growing
+    overuse count, and says what to try; the parts before it stay."""
+    _fake_tools(tmp_path, monkeypatch, diverge="part1")
+    out = tmp_path / "out"
+    start = time.monotonic()
+    assert main(["build", "--parts", "2", "--model", model_file, "--out", str(out),
+                 "--selftest-images", "0"]) == 1
+    assert time.monotonic() - start < 120      # the fake would hang for 300 s
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("error: part 1/2: place and route: ")
+    assert ("stopped: router2 diverged: 600 overused wires at iteration 26, up from 200 at "
+            "iteration 10") in err
+    assert "--part 1 --router router1 --seed 3" in err
+    assert (out / "part0" / "top.bit").exists() and not (out / "part1" / "top.bit").exists()
 
 
 def test_too_many_parts(tmp_path, capsys, model_file):
