@@ -79,7 +79,8 @@ def parse_args(argv):
                             "one process each); the combined report follows the last one")
     build.add_argument("--router", choices=["router1", "router2"],
                        help="nextpnr router (default: router1 for one board, router2 for --parts, "
-                            "whose parts fill their devices)")
+                            "whose parts fill their devices, and router1 again for a part that "
+                            "router2 diverges on)")
     build.add_argument("--fill", type=float, metavar="SHARE",
                        help="with --parts: the share of each device's LUTs and FFs the partitioner "
                             "may fill by its estimate (default 0.5: fuller parts, such as CNV's "

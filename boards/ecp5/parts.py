@@ -48,7 +48,7 @@ from accel.chiplink import (LinkPins, LinkReceiver, LinkTransmitter, choose_data
                             connect_words, link_cycles)
 
 from .platforms import LINK_HEADERS, add_link_resources, link_header_pins, make_platform
-from .toolflow import BuildError, BuildReport, run_flow, write_atomic
+from .toolflow import BuildError, BuildReport, RoutingDiverged, run_flow, write_atomic
 
 __all__ = ["LINK_DOMAIN", "RING_FILL", "RingHead", "RingPart", "RingHeadTop", "RingPartTop",
            "Ring", "plan_ring", "pin_table", "ring_core", "ring_report", "build_ring"]
@@ -397,7 +397,8 @@ def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_
 
     Parts are as full as ``fill`` lets them be, so nextpnr routes them with
     ``router`` or else router2 (on a 54k-LUT CNV part router1 had routed a few
-    percent of the arcs after five minutes).
+    percent of the arcs after five minutes); a part router2 diverges on is
+    routed again with router1, unless ``router`` was given.
 
     Raises
     ------
@@ -418,16 +419,25 @@ def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_
         if only is not None and k != only:
             reports.append(_built_report(out_dir / f"part{k}"))
             continue
-        top = ring.top(k, core_options)
-        platform = make_platform(board)
-        add_link_resources(platform, board, ring.data_pins)
-        try:
-            reports.append(run_flow(
-                platform, top, out_dir / f"part{k}", board=board,
+        def flow(chosen_router):
+            # A platform builds once: a second try gets its own, and its own top.
+            platform = make_platform(board)
+            add_link_resources(platform, board, ring.data_pins)
+            return run_flow(
+                platform, ring.top(k, core_options), out_dir / f"part{k}", board=board,
                 model_name=f"{model_name}, part {k} of {parts}",
                 accelerator="accel.partition", cycles_per_image=ring.partition.parts[k].interval,
                 allow_timing_fail=allow_timing_fail, seed=seed, progress=_progress(k, parts),
-                router=router or "router2"))
+                router=chosen_router)
+        try:
+            try:
+                reports.append(flow(router or "router2"))
+            except RoutingDiverged as error:
+                if router is not None:      # the user chose router2: their call to change it
+                    raise
+                # router1 is slower on these parts but does not diverge (CNV's part 1).
+                _progress(k, parts)(f"{error}; routing again with router1")
+                reports.append(flow("router1"))
         except BuildError as error:
             built = "" if only is not None or not k else f" (parts 0..{k - 1} are built in {out_dir})"
             raise type(error)(f"part {k}/{parts}: {error}{built}{_reroute_hint(error, k)}") from None

@@ -21,7 +21,7 @@ from accel.toolchain import ToolNotFoundError, tool_command
 
 from .route_watch import DivergenceWatch
 
-__all__ = ["BuildError", "DoesNotFit", "TimingFailed", "BuildReport", "run_flow",
+__all__ = ["BuildError", "DoesNotFit", "TimingFailed", "RoutingDiverged", "BuildReport", "run_flow",
            "parse_utilisation", "parse_fmax", "check_fit", "write_atomic", "RESOURCES"]
 
 # nextpnr-ecp5 bel types -> the names in our reports.
@@ -39,6 +39,10 @@ class DoesNotFit(BuildError):
 
 class TimingFailed(BuildError):
     """Place and route met the design but not the clock."""
+
+
+class RoutingDiverged(BuildError):
+    """nextpnr's router2 was stopped: its congestion grew instead of shrinking."""
 
 
 @dataclass
@@ -130,7 +134,7 @@ def _run(step, command, cwd, log, progress, watch=None, poll_seconds=1.0):
 
     ``watch``: an object whose ``feed(new_output)`` says when to stop the tool
     (:class:`~boards.ecp5.route_watch.DivergenceWatch`); the tool is then
-    terminated and :class:`BuildError` raised with ``watch.describe()``."""
+    terminated and :class:`RoutingDiverged` raised with ``watch.describe()``."""
     progress(f"{step}: {' '.join(command[:1])} ...")
     start = time.monotonic()
     path = Path(cwd) / log
@@ -146,8 +150,8 @@ def _run(step, command, cwd, log, progress, watch=None, poll_seconds=1.0):
                         if watch is not None and watch.feed(follow.read()):
                             process.terminate()
                             process.wait()
-                            raise BuildError(f"{step}: {command[0]} stopped: {watch.describe()} "
-                                             f"(log: {path})") from None
+                            raise RoutingDiverged(f"{step}: {command[0]} stopped: "
+                                                  f"{watch.describe()} (log: {path})") from None
                     except BaseException:
                         process.kill()
                         raise

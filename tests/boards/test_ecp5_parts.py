@@ -113,7 +113,8 @@ elif name == "nextpnr":
     if here == {fail!r}:
         open("top.tim", "w").write("ERROR: Unable to place cell 'x'\\n")
         sys.exit(1)
-    if here == {diverge!r}:     # router2 improving, then worse and worse, then hanging
+    router = sys.argv[sys.argv.index("--router") + 1] if "--router" in sys.argv else "router1"
+    if here == {diverge!r} and router == "router2":  # improving, then worse and worse, hanging
         import time
         for i in range(1, 41):
             overused = max(200, 1000 - 80 * i) if i <= 10 else 200 + 25 * (i - 10)
@@ -201,14 +202,33 @@ def test_failing_part_is_named_and_earlier_parts_kept(tmp_path, monkeypatch, cap
     assert not (out / "report.json").exists()
 
 
-def test_diverging_router2_is_stopped_with_advice(tmp_path, monkeypatch, capsys, model_file):
-    """A part router2 cannot route fails in seconds, not after hours of a growing
-    overuse count, and says what to try; the parts before it stay."""
+def test_diverging_router2_part_is_routed_again_with_router1(tmp_path, monkeypatch, capsys,
+                                                            model_file):
     _fake_tools(tmp_path, monkeypatch, diverge="part1")
     out = tmp_path / "out"
     start = time.monotonic()
     assert main(["build", "--parts", "2", "--model", model_file, "--out", str(out),
-                 "--selftest-images", "0"]) == 1
+                 "--selftest-images", "0"]) == 0
+    assert time.monotonic() - start < 120      # the fake router2 would hang for 300 s
+    err = capsys.readouterr().err
+    assert "part 1/2: place and route: " in err
+    assert ("router2 diverged: 600 overused wires at iteration 26, up from 200 at iteration 10; "
+            "stopped, as more iterations only make it worse") in err
+    assert "; routing again with router1" in err
+    for k, router in ((0, "router2"), (1, "router1")):
+        arguments = json.loads((out / f"part{k}" / "nextpnr.args").read_text())
+        assert arguments[arguments.index("--router") + 1] == router
+    assert (out / "report.json").exists()
+
+
+def test_diverging_router2_is_stopped_with_advice(tmp_path, monkeypatch, capsys, model_file):
+    """With router2 asked for, a part it cannot route fails in seconds, not after
+    hours of a growing overuse count, and says what to try; the parts before it stay."""
+    _fake_tools(tmp_path, monkeypatch, diverge="part1")
+    out = tmp_path / "out"
+    start = time.monotonic()
+    assert main(["build", "--parts", "2", "--model", model_file, "--out", str(out),
+                 "--selftest-images", "0", "--router", "router2"]) == 1
     assert time.monotonic() - start < 120      # the fake would hang for 300 s
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("error: part 1/2: place and route: ")
