@@ -9,9 +9,10 @@ Build steps (each reported on stderr with its time, unless quiet):
    reaches each port as a member of the generated class, then the shared
    driver (:mod:`sim.backends.driver_cc`);
 4. every register's commit made branch-free (:func:`branchless_commits`);
-5. ``$CXX -O3 -shared -fPIC`` (``$CXX``, else clang++, else g++), one translation unit, so that the model's
-   ``eval`` is inlined into the per-cycle loops (-O3: 1.3x to 1.5x the
-   cycles/s of -O2 on the Fashion accelerator, for twice the compile time).
+5. ``$CXX -O3 -shared -fPIC`` (``$CXX``, else clang++, else g++), one
+   translation unit, so that the model's ``eval`` is inlined into the
+   per-cycle loops (-O3: 1.3x to 1.5x the cycles/s of -O2 on the Fashion
+   accelerator, for twice g++'s compile time).
 
 Builds are cached (:mod:`sim.cache`) by a hash of the RTLIL, the adapter,
 the compiler, its version and flags, and the Yosys version.
