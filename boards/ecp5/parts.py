@@ -62,8 +62,8 @@ WIRE_LATENCY = 2
 #: parts: CNV W4 cut at 0.8 gave parts of 54k and 47k LUTs (65 % and 56 %) that
 #: nextpnr did not route in 30 minutes (router1 or router2); cut at 0.5, its
 #: largest part placed at 36k LUTs (43 %) and router2 finished in under 8 minutes;
-#: its block-RAM-heavy part 1 (24k LUTs, 122 EBR) needed router1 and seed 3 (router2
-#: diverged), and all four parts met the 25 MHz clock.
+#: its block-RAM-heavy part 1 (24k LUTs, 122 EBR) needed router1 (router2 diverged;
+#: router1 routed it with seed 1 and seed 3), and all four parts met the 25 MHz clock.
 RING_FILL = 0.5
 
 
@@ -379,7 +379,7 @@ def _built_report(folder):
 def _reroute_hint(error, k):
     """What to try when nextpnr failed on part ``k``: a part that did not route
     under one router and seed often routes under another (CNV W4's part 1 at
-    fill 0.5: router2 diverged, router1 with seed 3 routed it in 36 minutes)."""
+    fill 0.5: router2 diverged, router1 routed it in 36-39 minutes)."""
     if "nextpnr" not in str(error) and "place and route" not in str(error):
         return ""
     return (f"; try that part alone with the other router or another placement seed, e.g. "
