@@ -48,7 +48,8 @@ from accel.chiplink import (LinkPins, LinkReceiver, LinkTransmitter, choose_data
                             connect_words, link_cycles)
 
 from .platforms import LINK_HEADERS, add_link_resources, link_header_pins, make_platform
-from .toolflow import BuildError, BuildReport, RoutingDiverged, run_flow, write_atomic
+from .toolflow import (BuildError, BuildReport, PlaceAndRouteFailed, RoutingDiverged, run_flow,
+                       write_atomic)
 
 __all__ = ["LINK_DOMAIN", "RING_FILL", "RingHead", "RingPart", "RingHeadTop", "RingPartTop",
            "Ring", "plan_ring", "pin_table", "ring_core", "ring_report", "build_ring"]
@@ -380,7 +381,7 @@ def _reroute_hint(error, k):
     """What to try when nextpnr failed on part ``k``: a part that did not route
     under one router and seed often routes under another (CNV W4's part 1 at
     fill 0.5: router2 diverged, router1 routed it in 36-39 minutes)."""
-    if "nextpnr" not in str(error) and "place and route" not in str(error):
+    if not isinstance(error, PlaceAndRouteFailed):
         return ""
     return (f"; try that part alone with the other router or another placement seed, e.g. "
             f"--part {k} --router router1 --seed 3, or a lower --fill")

@@ -21,8 +21,9 @@ from accel.toolchain import ToolNotFoundError, tool_command
 
 from .route_watch import DivergenceWatch
 
-__all__ = ["BuildError", "DoesNotFit", "TimingFailed", "RoutingDiverged", "BuildReport", "run_flow",
-           "parse_utilisation", "parse_fmax", "check_fit", "write_atomic", "RESOURCES"]
+__all__ = ["BuildError", "DoesNotFit", "TimingFailed", "PlaceAndRouteFailed", "RoutingDiverged",
+           "BuildReport", "run_flow", "parse_utilisation", "parse_fmax", "check_fit", "write_atomic",
+           "RESOURCES"]
 
 # nextpnr-ecp5 bel types -> the names in our reports.
 RESOURCES = {"TRELLIS_COMB": "LUT", "TRELLIS_FF": "FF", "MULT18X18D": "DSP", "DP16KD": "EBR",
@@ -41,7 +42,11 @@ class TimingFailed(BuildError):
     """Place and route met the design but not the clock."""
 
 
-class RoutingDiverged(BuildError):
+class PlaceAndRouteFailed(BuildError):
+    """nextpnr failed to place or route the design."""
+
+
+class RoutingDiverged(PlaceAndRouteFailed):
     """nextpnr's router2 was stopped: its congestion grew instead of shrinking."""
 
 
@@ -281,7 +286,7 @@ def run_flow(platform, top, out_dir, *, board, model_name="", accelerator="", cy
         report.utilisation = parse_utilisation(log)
     check_fit(report.utilisation)
     if code != 0:
-        raise BuildError(f"nextpnr-ecp5 failed: {_first_error(log)}")
+        raise PlaceAndRouteFailed(f"nextpnr-ecp5 failed: {_first_error(log)}")
     report.fmax_hz = parse_fmax(nextpnr_report)
     report.timing_met = report.fmax_hz is not None and report.fmax_hz >= clock_hz
     if cycles_per_image and report.fmax_hz:
