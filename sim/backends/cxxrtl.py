@@ -8,7 +8,8 @@ Build steps (each reported on stderr with its time, unless quiet):
 3. a C++ adapter generated from the ports (:func:`generate_adapter`) that
    reaches each port as a member of the generated class, then the shared
    driver (:mod:`sim.backends.driver_cc`);
-4. every register's commit made branch-free (:func:`branchless_commits`);
+4. every register committed from a table rather than straight-line code
+   (:func:`sim.backends.cxxrtl_commits.table_commits`);
 5. ``$CXX -O3 -shared -fPIC`` (``$CXX``, else clang++, else g++), one
    translation unit, so that the model's ``eval`` is inlined into the
    per-cycle loops (-O3: 1.3x to 1.5x the cycles/s of -O2 on the Fashion
@@ -25,6 +26,7 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from ..cache import Progress, cache_key, cached_build
+from .cxxrtl_commits import table_commits
 from .driver_cc import DRIVER_CC, PORT_REF_CC
 from .toolchain import (compile_shared, cxx_version, cxxrtl_include_dir, find_cxx, run_yosys,
                         yosys_command, yosys_version)
@@ -176,23 +178,6 @@ def design_info(design_cc):
             f"#define QS_FALL_COMMITTED(top) {fall}\n")
 
 
-COMMIT_WIRE = re.compile(r"if \((p_\w+)\.commit\(observer\)\) changed = true;")
-
-
-def branchless_commits(design_cc):
-    """``design_cc`` with every register's commit made branch-free.
-
-    CXXRTL commits a register as ``if (curr != next) { curr = next; ... }``: for a
-    network's thousand small registers, most of them changing at random, the
-    mispredicted branches made ``commit()`` cost as much as ``eval()`` (measured
-    on the Fashion accelerator: 1.44x more cycles/s without them). The copy is
-    done always instead and ``changed`` still says whether anything changed.
-    The observer is not told of updates: this package never passes one (it
-    serves CXXRTL's record/replay). Memories keep their own commit.
-    """
-    return COMMIT_WIRE.sub(r"changed |= \1.curr != \1.next; \1.curr = \1.next;", design_cc)
-
-
 def build(component, ports, *, quiet=False, name=None):
     """Build (or fetch from the cache) the CXXRTL model of ``component``.
 
@@ -208,7 +193,7 @@ def build(component, ports, *, quiet=False, name=None):
     cxx = find_cxx(CXX_PREFERRED)
     yosys = yosys_command()
     flags = list(CXX_FLAGS)
-    key = cache_key("cxxrtl/2", il_text, adapter, " ".join(cxx), cxx_version(cxx),
+    key = cache_key("cxxrtl/6", il_text, adapter, " ".join(cxx), cxx_version(cxx),
                     " ".join(flags), yosys_version(yosys), str(YOSYS_DEBUG_LEVEL))
 
     def do_build(directory):
@@ -219,7 +204,7 @@ def build(component, ports, *, quiet=False, name=None):
         with progress.stage(f"Yosys write_cxxrtl ({yosys[0]})"):
             run_yosys(yosys, ["read_rtlil design.il", "hierarchy -top top",
                               f"write_cxxrtl -g{YOSYS_DEBUG_LEVEL} design.cc"], cwd=directory)
-        design_cc = branchless_commits((directory / "design.cc").read_text())
+        design_cc = table_commits((directory / "design.cc").read_text())
         (directory / "design.cc").write_text(design_cc)
         (directory / "qs_design_info.h").write_text(design_info(design_cc))
         include = cxxrtl_include_dir(yosys)
