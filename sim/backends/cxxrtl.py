@@ -193,7 +193,7 @@ def build(component, ports, *, quiet=False, name=None):
     cxx = find_cxx(CXX_PREFERRED)
     yosys = yosys_command()
     flags = list(CXX_FLAGS)
-    key = cache_key("cxxrtl/6", il_text, adapter, " ".join(cxx), cxx_version(cxx),
+    key = cache_key("cxxrtl/7", il_text, adapter, " ".join(cxx), cxx_version(cxx),
                     " ".join(flags), yosys_version(yosys), str(YOSYS_DEBUG_LEVEL))
 
     def do_build(directory):

@@ -397,3 +397,21 @@ def test_table_commits_leaves_unknown_text_alone():
     for text in ("", "#include <cxxrtl/cxxrtl.h>\nint x;\n",
                  "bool commit(ObserverT &observer) {\n\t\treturn changed;"):
         assert table_commits(text) == text
+
+
+def test_group_registers_sorts_declarations_by_chunks():
+    from sim.backends.cxxrtl_commits import group_registers
+
+    text = ("struct p_top : public module {\n"
+            "\t// \\hdlname: a\n\twire<40> p_a;\n"
+            "\twire<1> p_b {0u};\n"
+            "\t// \\init: 0\n\twire<100> p_c;\n"
+            "\twire<32> p_d;\n"
+            "\tvalue<1> p_e;\n"
+            "\twire<1> p_late;\n")
+    grouped = group_registers(text)
+    assert grouped.splitlines()[1:8] == ["\twire<1> p_b {0u};", "\twire<32> p_d;",
+                                         "\t// \\hdlname: a", "\twire<40> p_a;",
+                                         "\t// \\init: 0", "\twire<100> p_c;", "\tvalue<1> p_e;"]
+    assert grouped.endswith("\twire<1> p_late;\n")      # only the leading registers move
+    assert sorted(grouped.splitlines()) == sorted(text.splitlines())
