@@ -45,28 +45,27 @@ static_assert(sizeof(cxxrtl::value<33>) == 2 * sizeof(uint32_t) &&
               "CXXRTL's wire layout changed: sim.backends.cxxrtl_commits needs curr, then next");
 
 struct qs_commit_table {
-    // Runs of adjacent registers of one and of two chunks, laid out [curr next][curr next]...:
-    // (offset of the first, registers in the run). Wider registers: (offset, chunks).
-    std::vector<std::pair<uint32_t, uint32_t>> runs1, runs2;
+    // Runs of adjacent one-chunk registers, laid out [curr next][curr next]...: (offset of
+    // the first, registers in the run). Wider registers, few in a network: (offset, chunks).
+    std::vector<std::pair<uint32_t, uint32_t>> runs1;
     std::vector<std::pair<uint32_t, uint32_t>> wider;
 
     // ``registers``: each register's ``curr`` and its size in bytes.
     qs_commit_table(const void *module, std::initializer_list<std::pair<const void *, size_t>> registers) {
-        std::vector<uint32_t> one, two;
+        std::vector<uint32_t> one;
         for (const auto &r : registers) {
             const uint32_t offset = (uint32_t)((const char *)r.first - (const char *)module);
             const uint32_t chunks = (uint32_t)(r.second / sizeof(uint32_t));
             assert(r.second % sizeof(uint32_t) == 0);
             if (chunks == 1) one.push_back(offset);
-            else if (chunks == 2) two.push_back(offset);
             else wider.emplace_back(offset, chunks);
         }
-        runs1 = runs(one, 8);
-        runs2 = runs(two, 16);
+        runs1 = runs(one);
         std::sort(wider.begin(), wider.end());
     }
 
-    static std::vector<std::pair<uint32_t, uint32_t>> runs(std::vector<uint32_t> offsets, uint32_t size) {
+    static std::vector<std::pair<uint32_t, uint32_t>> runs(std::vector<uint32_t> offsets) {
+        const uint32_t size = 2 * sizeof(uint32_t);    // curr and next of one chunk
         std::sort(offsets.begin(), offsets.end());
         std::vector<std::pair<uint32_t, uint32_t>> out;
         for (uint32_t offset : offsets) {
@@ -94,16 +93,6 @@ struct qs_commit_table {
                 c[2 * i] = next;
             }
             diff |= d;
-        }
-        for (const auto &run : runs2) {
-            uint32_t *c = (uint32_t *)(base + run.first);
-            const uint32_t count = run.second;
-            for (uint32_t i = 0; i < count; i++) {
-                const uint32_t next0 = c[4 * i + 2], next1 = c[4 * i + 3];
-                diff |= (c[4 * i] ^ next0) | (c[4 * i + 1] ^ next1);
-                c[4 * i] = next0;
-                c[4 * i + 1] = next1;
-            }
         }
         for (const auto &w : wider) {
             uint32_t *c = (uint32_t *)(base + w.first);
