@@ -16,8 +16,10 @@ Writes bench/results/quant_methods.json and .md (atomically).
 """
 
 import argparse
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +63,8 @@ def run_one(method, weight_bits, act_bits, train, test, args, check):
     schedule = make_schedule(model, method, args.epochs)
     started = time.monotonic()
     history = fit(model, train, None, args.epochs, method=method, schedule=schedule, lr=args.lr,
-                  batch_size=args.batch_size, progress=not args.quiet, lr_decay=args.lr_decay)
+                  batch_size=args.batch_size, progress=not args.quiet, lr_decay=args.lr_decay,
+                  calibration_images=args.bn_calibration)
     seconds = time.monotonic() - started
     row = {"method": method, "weight_bits": weight_bits, "act_bits": act_bits,
            "test_accuracy": evaluate(model, *test), "train_seconds": seconds,
@@ -85,7 +88,8 @@ def run_brevitas(bits, train, test, args):
     model = brevitas_model(bits)
     started = time.monotonic()
     history = fit(model, train, None, args.epochs, method="float", lr=args.lr,
-                  batch_size=args.batch_size, progress=not args.quiet, lr_decay=args.lr_decay)
+                  batch_size=args.batch_size, progress=not args.quiet, lr_decay=args.lr_decay,
+                  calibration_images=args.bn_calibration)
     bops = count_bops(FashionCNN(), SHAPE, weight_bits=bits, act_bits=bits, input_bits=8)
     return {"method": "brevitas", "weight_bits": bits, "act_bits": bits,
             "test_accuracy": evaluate(model, *test), "train_seconds": time.monotonic() - started,
@@ -97,6 +101,8 @@ def run_brevitas(bits, train, test, args):
 def run_seed(seed, args, with_brevitas):
     """Every configuration (and Brevitas when asked) trained with ``seed``: one row each."""
     args = argparse.Namespace(**{**vars(args), "seed": seed})
+    if with_brevitas and args.brevitas_path and args.brevitas_path not in sys.path:
+        sys.path.insert(0, args.brevitas_path)      # a worker process starts without it
     train, test = load_split("fashion-mnist", None, args.subset or None, args.test_subset or None,
                              seed)
     check = (test[0][:args.check], test[1][:args.check])
@@ -114,6 +120,19 @@ def run_seed(seed, args, with_brevitas):
     for row in rows:
         row["seed"] = seed
     return rows
+
+
+def run_seeds(args, with_brevitas):
+    """The runs of every seed, in seed order; with ``--jobs`` above 1 the seeds train in
+    that many worker processes at once (each with its own torch threads), so the
+    epoch-time ratios stay within one process and one seed."""
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.jobs <= 1 or len(seeds) == 1:
+        return [run for seed in seeds for run in run_seed(seed, args, with_brevitas)]
+    context = multiprocessing.get_context("spawn")   # no forked torch state
+    with ProcessPoolExecutor(min(args.jobs, len(seeds)), mp_context=context) as pool:
+        futures = [pool.submit(run_seed, seed, args, with_brevitas) for seed in seeds]
+        return [run for future in futures for run in future.result()]
 
 
 def aggregate(runs):
@@ -141,11 +160,13 @@ def aggregate(runs):
 def markdown(rows, args, notes):
     reference = next((r for r in rows if r["method"] == "float"), None)
     seeds = f"{args.seeds} seeds from {args.seed}, mean" if args.seeds > 1 else f"seed {args.seed}"
+    calibration = (f"batch norm re-estimated on up to {args.bn_calibration} training images, "
+                   if args.bn_calibration else "")
     lines = [f"# Quantization methods on Fashion-MNIST ({args.epochs} epoch(s), "
              f"{args.subset or 60000} training images, {args.test_subset or 10000} test images, "
              f"FashionCNN, Adam at {args.lr:g}, "
              f"{'cosine-decayed' if args.lr_decay == 'cosine' else 'constant'} learning rate, "
-             f"{seeds})", "",
+             f"{calibration}{seeds})", "",
              "| method | W/A | accuracy (%) | vs float | per seed | BOPs | weight kbit | sparsity "
              "| export agreement (%) | epoch time / float |",
              "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
@@ -176,11 +197,18 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
     parser.add_argument("--lr-decay", choices=("cosine", "none"), default="cosine",
                         help="learning rate over the epochs, every run alike (default cosine)")
+    parser.add_argument("--bn-calibration", type=int, default=10000, metavar="IMAGES",
+                        help="batch-norm re-estimation after training, every run alike "
+                             "(default 10000 images; 0 = off)")
     parser.add_argument("--seed", type=int, default=0, help="first random seed (default 0)")
     parser.add_argument("--seeds", type=int, default=1,
                         help="runs of every configuration, seeds --seed, --seed + 1, ...; the "
                              "table gives their mean accuracy and range (default 1)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per run (default 1)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="seeds trained at once in worker processes (default 1; give the "
+                             "number of cores, with --threads 1)")
     parser.add_argument("--only", nargs="*", help="methods to run (default: all)")
     parser.add_argument("--brevitas-path", help="extra folder on sys.path where brevitas is installed")
     parser.add_argument("--no-brevitas", action="store_true", help="skip the Brevitas comparison")
@@ -190,6 +218,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be at least 1, not {args.seeds}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, not {args.jobs}")
     notes, with_brevitas = [], not args.no_brevitas and (not args.only or "brevitas" in args.only)
     if with_brevitas:
         if args.brevitas_path:
@@ -203,9 +233,7 @@ def main(argv=None):
             notes.append(f"Brevitas {brevitas.__version__}: QuantConv2d/QuantLinear (per-tensor "
                          "float scale) and QuantReLU at the same width, 8-bit input; BOPs "
                          "computed for the same widths.")
-    runs = []
-    for seed in range(args.seed, args.seed + args.seeds):
-        runs.extend(run_seed(seed, args, with_brevitas))
+    runs = run_seeds(args, with_brevitas)
     rows = aggregate(runs)
     notes.append("Epoch time / float: mean training-epoch time of the run divided by the float "
                  "run's, same machine, same process, one torch thread.")

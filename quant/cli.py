@@ -94,6 +94,10 @@ def build_parser():
     train.add_argument("--lr-decay", choices=("cosine", "none"), default="cosine",
                        help="learning rate over the epochs: cosine decay from --lr (default) "
                             "or constant")
+    train.add_argument("--bn-calibration", type=int, default=10000, metavar="IMAGES",
+                       help="after training, re-estimate the batch-norm statistics of the "
+                            "quantized model on this many training images (default 10000; "
+                            "0 keeps the statistics from training)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--stages", type=int, help="NICE/UNIQ: number of layer groups (stages)")
     train.add_argument("--final-epochs", type=int,
@@ -171,10 +175,14 @@ def _cmd_train(args):
     if args.resume:
         config = read_json(out / "config.json")
     else:
+        if args.bn_calibration < 0:
+            raise ValueError(f"--bn-calibration must be 0 (off) or a number of images, "
+                             f"not {args.bn_calibration}")
         config = _config_from_args(args)
         config.update({"dataset": args.dataset, "data_dir": args.data_dir, "subset": args.subset,
                        "test_subset": args.test_subset, "epochs": args.epochs,
                        "batch_size": args.batch_size, "lr": args.lr, "lr_decay": args.lr_decay,
+                       "bn_calibration": args.bn_calibration,
                        "seed": args.seed,
                        "stages": args.stages, "final_epochs": args.final_epochs,
                        "portions": args.portions, "warmup_epochs": args.warmup_epochs})
@@ -213,6 +221,7 @@ def _cmd_train(args):
         batch_size=config["batch_size"], optimizer=optimizer, start_epoch=start,
         # Runs from before the option trained at a constant rate.
         lr_decay=config.get("lr_decay", "none"),
+        calibration_images=config.get("bn_calibration", 0),
         progress=not args.no_progress, on_epoch=on_epoch, generator=generator)
     accuracy = evaluate(model, *test)
     save_checkpoint(out / "checkpoint.pt", model, optimizer, config["epochs"], history)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from quant.calibration import DEFAULT_CALIBRATION_IMAGES, recalibrate_batch_norm
 from quant.schedule import apply_stage, finish, make_schedule
 
 __all__ = ["ProgressBar", "set_seed", "evaluate", "train_epoch", "fit", "stage_at"]
@@ -110,7 +111,7 @@ def cosine_factor(epoch, epochs):
 
 def fit(model, train, test, epochs, *, method=None, schedule=None, lr=1e-3, batch_size=64,
         optimizer=None, start_epoch=0, progress=True, on_epoch=None, generator=None,
-        lr_decay="cosine"):
+        lr_decay="cosine", calibration_images=DEFAULT_CALIBRATION_IMAGES):
     """Train ``model`` through its schedule; returns the per-epoch history.
 
     ``train`` and ``test`` are ``(images, labels)`` numpy pairs. ``on_epoch(epoch,
@@ -118,10 +119,15 @@ def fit(model, train, test, epochs, *, method=None, schedule=None, lr=1e-3, batc
     resumes inside the schedule. ``lr_decay``: ``"cosine"`` scales every parameter
     group's learning rate by :func:`cosine_factor` of the epoch (the rate is a
     function of the epoch alone, so a resumed run continues it exactly), ``"none"``
-    keeps it constant.
+    keeps it constant. After the last epoch the model is put in its evaluation
+    state and its batch-norm statistics are re-estimated on the first
+    ``calibration_images`` training images (:mod:`quant.calibration`; 0 skips it).
     """
     if lr_decay not in ("cosine", "none"):
         raise ValueError(f"Learning-rate decay must be 'cosine' or 'none', not {lr_decay!r}")
+    if not isinstance(calibration_images, int) or calibration_images < 0:    # before training
+        raise ValueError("Batch-norm calibration images must be a whole number, 0 to skip, "
+                         f"not {calibration_images!r}")
     method = method or getattr(model, "qconfig", {}).get("method", "float")
     schedule = schedule or make_schedule(model, method, epochs)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
@@ -154,4 +160,6 @@ def fit(model, train, test, epochs, *, method=None, schedule=None, lr=1e-3, batc
         if on_epoch is not None:
             on_epoch(epoch, record, optimizer)
     finish(model)
+    if calibration_images:
+        recalibrate_batch_norm(model, train[0], limit=calibration_images)
     return history

@@ -77,6 +77,9 @@ def test_errors_are_one_line_with_status_1(tmp_path, capsys):
     assert "Unknown data set 'cifar'" in capsys.readouterr().err
     assert main(["train", "--option", "per_channel=true", "--out", str(tmp_path / "y")]) == 1
     assert "Method 'nice' has no option 'per_channel'" in capsys.readouterr().err
+    assert main(["train", "--bn-calibration", "-5", "--out", str(tmp_path / "w")]) == 1
+    assert "--bn-calibration must be 0 (off)" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--method", "lsq", "--out", "z"])
     assert exit_info.value.code == 2
