@@ -12,7 +12,9 @@ but pins setuptools<81, so it may be installed in a separate folder given by
 
 Writes bench/results/quant_methods.json and .md (atomically).
 
-    python bench/quant_methods.py --epochs 6 --subset 12000 --test-subset 10000
+    python bench/quant_methods.py --epochs 6 --subset 12000 --test-subset 10000 --seeds 3 --jobs 3
+
+Every run re-estimates its batch-norm statistics after training (``--bn-calibration``).
 """
 
 import argparse
