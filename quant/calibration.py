@@ -30,7 +30,7 @@ def recalibrate_batch_norm(model, images, *, limit=DEFAULT_CALIBRATION_IMAGES, b
     noise). Returns the number of images used (0 when the model has no batch norm)."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
              and m.track_running_stats]
-    count = min(len(images), limit) if limit else len(images)
+    count = len(images) if limit is None else min(len(images), limit)   # 0: none, as in fit
     if count >= batch_size:
         count -= count % batch_size   # equal batches: the average weighs each batch alike
     if not norms or count < 2:        # batch norm needs two values per channel

@@ -61,6 +61,7 @@ def test_recalibration_uses_whole_batches_and_skips_what_it_cannot_estimate():
     _, norm = _first_conv_and_norm(model)
     before = norm.running_mean.clone()
     assert recalibrate_batch_norm(model, images, limit=1) == 0      # one image: no variance
+    assert recalibrate_batch_norm(model, images, limit=0) == 0      # 0 means none, as in fit
     assert torch.equal(norm.running_mean, before)
     plain = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
     assert recalibrate_batch_norm(plain, images) == 0
