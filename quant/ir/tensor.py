@@ -6,7 +6,12 @@ import math
 from .checks import MAX_ELEMENTS, require_bool, require_int
 from .errors import ModelError
 
-__all__ = ["TensorType", "signed_width", "unsigned_width", "type_for_range"]
+__all__ = ["TensorType", "signed_width", "unsigned_width", "type_for_range",
+           "MAX_TENSOR_BITS"]
+
+# Every tensor value must be an int64: the reference computes in it, and the
+# hardware's outputs are compared with it. That is 64 bits signed, 63 unsigned.
+MAX_TENSOR_BITS = {True: 64, False: 63}
 
 
 def signed_width(lo, hi):
@@ -52,8 +57,14 @@ class TensorType:
             require_int(dim, where, "shape", lo=1)
         if math.prod(self.shape) > MAX_ELEMENTS:
             raise ModelError(where, "shape", f"{self.shape} has more than {MAX_ELEMENTS} elements")
-        require_int(self.bits, where, "bits", lo=1, hi=64)
+        require_int(self.bits, where, "bits", lo=1)
         require_bool(self.signed, where, "signed")
+        if self.bits > MAX_TENSOR_BITS[self.signed]:
+            kind = "a signed" if self.signed else "an unsigned"
+            raise ModelError(where, "bits",
+                             f"{kind} tensor of {self.bits} bits does not fit in int64, in which "
+                             "the integer model is computed exactly (at most 64 bits signed, 63 "
+                             "unsigned); requantize before this operator")
 
     @property
     def min_value(self):

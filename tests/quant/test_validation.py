@@ -641,7 +641,10 @@ def test_output_type_errors_name_the_operator():
     ops = [Input("x", (4,), bits=32, signed=True)]
     for i in range(40):
         ops.append(Add(f"sum{i}", [ops[-1].name, ops[-1].name]))
-    with pytest.raises(ModelError, match=r"^sum32: output bits: must be at most 64, not 65$"):
+    with pytest.raises(ModelError, match=r"^sum32: output bits: a signed tensor of 65 bits does not fit "
+                                         r"in int64, in which the integer model is computed "
+                                         r"exactly \(at most 64 bits signed, 63 unsigned\); "
+                                         r"requantize before this operator$"):
         IntegerModel(ops)
     huge = [Input("x", (1, 16384, 16384), bits=1),
             MaxPool2d("pool", "x", kernel=1, padding=0),
