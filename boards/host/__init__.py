@@ -8,6 +8,7 @@ POSIX serial ports only (Linux, macOS): the port is configured with
 ``termios`` (raw, 8N1, no flow control), so no extra package is needed.
 """
 
+from collections import deque
 import os
 import select
 import termios
@@ -101,6 +102,9 @@ class HostLink:
         termios.tcsetattr(self._fd, termios.TCSANOW, attrs)
         termios.tcflush(self._fd, termios.TCIOFLUSH)
         self._parser = protocol.FrameParser(_REPLY_LENGTHS, 0xFFFF)
+        # Events parsed but not yet handed out: one read can hold several replies
+        # (a late answer to an earlier request, then this one's).
+        self._events = deque()
 
     def close(self):
         if self._fd is not None:
@@ -129,8 +133,9 @@ class HostLink:
                 select.select([], [self._fd], [], 0.05)
 
     def _read_frame(self, deadline):
-        pending = []
-        while True:
+        """The next reply event (:class:`protocol.Frame` or :class:`protocol.ParseError`),
+        the oldest first; events that came in the same read wait for the next call."""
+        while not self._events:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 # An idle line ends whatever partial frame we hold.
@@ -146,9 +151,8 @@ class HostLink:
                 continue
             except OSError as error:
                 raise LinkError(f"Reading {self._port} failed: {error.strerror}") from None
-            pending.extend(self._parser.feed(data))
-            if pending:
-                return pending[0]
+            self._events.extend(self._parser.feed(data))
+        return self._events.popleft()
 
     def request(self, frame_type, payload=b""):
         """Send one frame and return the reply :class:`protocol.Frame` (its seq checked).
