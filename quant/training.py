@@ -1,5 +1,11 @@
 """Training and evaluation loops (numpy arrays in, no DataLoader), with a
-minimal text progress bar and schedule handling."""
+minimal text progress bar and schedule handling.
+
+A NaN or infinite loss stops training at once (:class:`TrainingDiverged`),
+before the optimizer steps on it: every later epoch would be NaN too, and a
+silently diverged run only failed when its result was written. The message
+names the first parameter, input or layer where the values stop being finite.
+"""
 
 import math
 import random
@@ -13,7 +19,69 @@ import torch.nn.functional as F
 from quant.calibration import DEFAULT_CALIBRATION_IMAGES, recalibrate_batch_norm
 from quant.schedule import apply_stage, finish, make_schedule
 
-__all__ = ["ProgressBar", "set_seed", "evaluate", "train_epoch", "fit", "stage_at"]
+__all__ = ["ProgressBar", "set_seed", "evaluate", "train_epoch", "fit", "stage_at",
+           "TrainingDiverged", "diagnose_non_finite"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite; the message says where it starts."""
+
+
+def _finite(value):
+    return not torch.is_tensor(value) or not value.is_floating_point() or \
+        bool(torch.isfinite(value).all())
+
+
+def _largest(values):
+    values = [v.detach().abs().max() for v in values
+              if torch.is_tensor(v) and v.is_floating_point() and v.numel()]
+    return max(float(v) for v in values) if values else 0.0
+
+
+def diagnose_non_finite(model, x):
+    """One phrase saying where the forward pass of ``model`` on ``x`` first stops
+    being finite: the images, a parameter or buffer, or the innermost module
+    whose output is non-finite although its inputs are finite (and why)."""
+    if not _finite(x):
+        return "the training images hold non-finite values"
+    for name, value in model.named_parameters():
+        if not _finite(value):
+            return f"parameter {name!r} is not finite (an earlier step diverged: lower the " \
+                   "learning rate)"
+    import copy
+    probe = copy.deepcopy(model)        # the probe's forward must not touch batch-norm statistics
+    culprit = []
+
+    def hook(module, inputs, output, name):
+        if not culprit and all(_finite(i) for i in inputs) and not _finite(output):
+            culprit.append((name, module, _largest(inputs)))
+    handles = [module.register_forward_hook(lambda m, i, o, name=name: hook(m, i, o, name))
+               for name, module in probe.named_modules() if name]
+    try:
+        with torch.no_grad():
+            probe(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not culprit:
+        # Buffers last: a batch norm's running statistics go non-finite in the
+        # very forward pass whose layer the probe would have named.
+        for name, value in model.named_buffers():
+            if not _finite(value):
+                return f"buffer {name!r} is not finite (an earlier step diverged: lower the " \
+                       "learning rate)"
+        return "the logits are finite, the loss overflowed"
+    name, module, largest_input = culprit[0]
+    bias = getattr(module, "quantized_bias", None)
+    if callable(bias) and not _finite(bias()):
+        why = "its bias rounded to the accumulator grid is not finite"
+    elif isinstance(getattr(module, "weight", None), torch.Tensor):
+        why = (f"inputs up to {largest_input:.3g} and weights up to "
+               f"{_largest([module.weight]):.3g} overflow float32")
+    else:
+        why = f"inputs up to {largest_input:.3g}"
+    return f"layer {name!r} ({type(module).__name__}) turns finite inputs into non-finite " \
+           f"outputs ({why}); lower the learning rate or check the model's widths"
 
 
 def set_seed(seed, threads=1):
@@ -72,16 +140,26 @@ def evaluate(model, images, labels, batch_size=512):
     return correct / max(1, len(images))
 
 
-def train_epoch(model, optimizer, images, labels, batch_size=64, generator=None, progress=None):
-    """One epoch of cross-entropy training; returns (mean loss, train accuracy)."""
+def train_epoch(model, optimizer, images, labels, batch_size=64, generator=None, progress=None,
+                epoch=""):
+    """One epoch of cross-entropy training; returns (mean loss, train accuracy).
+
+    Raises :class:`TrainingDiverged` on the first non-finite loss, before the
+    optimizer steps (``epoch``, e.g. ``"3/10"``, goes into its message)."""
     model.train()
     order = torch.randperm(len(images), generator=generator).numpy()
     total_loss, correct, seen = 0.0, 0, 0
+    steps = (len(images) + batch_size - 1) // batch_size
     for start in range(0, len(images), batch_size):
         index = order[start:start + batch_size]
         x, y = torch.as_tensor(images[index]), torch.as_tensor(labels[index])
         logits = model(x)
         loss = F.cross_entropy(logits, y)
+        if not bool(torch.isfinite(loss.detach())):
+            where = f" in epoch {epoch}" if epoch else ""
+            raise TrainingDiverged(f"training stopped{where}, batch {start // batch_size + 1}/"
+                                   f"{steps}: the loss is {float(loss.detach())}; "
+                                   f"{diagnose_non_finite(model, x)}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -145,9 +223,11 @@ def fit(model, train, test, epochs, *, method=None, schedule=None, lr=1e-3, batc
                 group["lr"] = group["initial_lr"] * cosine_factor(epoch, epochs)
         bar = ProgressBar(steps, f"epoch {epoch + 1}/{epochs} ({stage.name}) ", enabled=progress)
         start = time.monotonic()
-        loss, train_acc = train_epoch(model, optimizer, train[0], train[1], batch_size,
-                                      generator, bar)
-        bar.close()
+        try:
+            loss, train_acc = train_epoch(model, optimizer, train[0], train[1], batch_size,
+                                          generator, bar, epoch=f"{epoch + 1}/{epochs}")
+        finally:
+            bar.close()
         seconds = time.monotonic() - start
         record = {"epoch": epoch + 1, "stage": stage.name, "loss": loss, "train_accuracy": train_acc,
                   "seconds": seconds, "lr": optimizer.param_groups[0]["lr"]}

@@ -29,6 +29,16 @@ following batch-norm scale, per output channel), because the exporter folds a
 negative batch-norm scale by negating the channel; that way the exported
 weights stay inside the declared ranges.
 
+What the integer model holds. Exported exponents are non-negative and at most
+``MAX_POT_EXPONENT`` (30) once the layer scale has absorbed the smallest one, so
+a layer can use at most 31 distinct exponents. That allows b <= 6 (31 levels per
+sign); wider codes (63 levels at 7 bits) could never be exported and are refused
+when the quantizer is made, before any training. With sign-dependent ranges the
+two signs together must fit too: their top exponents may differ by at most
+31 - L, and the lower one is raised when they differ by more (at 6 bits the two
+ranges coincide). Without this a 6-bit GSNQ layer whose largest positive and
+negative weights round to different powers trained and then failed to export.
+
 Straight-through gradients to the full-precision weights.
 """
 
@@ -37,10 +47,14 @@ import math
 import torch
 
 from quant.ir import PotWeights
+from quant.ir.weights import MAX_POT_EXPONENT
 
 from .base import WeightQuantizer, channel_view
 
-__all__ = ["PotWeightQuantizer", "round_pot"]
+__all__ = ["PotWeightQuantizer", "round_pot", "EXPONENTS"]
+
+# Distinct exponents one layer of the integer model can hold (0 .. MAX_POT_EXPONENT).
+EXPONENTS = MAX_POT_EXPONENT + 1
 
 _UP = {"log": math.sqrt(2.0), "linear": 1.5}
 
@@ -61,6 +75,11 @@ class PotWeightQuantizer(WeightQuantizer):
     def __init__(self, bits, rounding="log", zero_threshold=None, target_sparsity=0.0,
                  sign_ranges=False, out_channels=1):
         super().__init__(bits)
+        if self.levels > EXPONENTS:
+            widest = (EXPONENTS + 1).bit_length()
+            raise ValueError(f"{bits}-bit PoT weights need {self.levels} exponents per sign; the "
+                             f"integer model holds {EXPONENTS} (0 to {MAX_POT_EXPONENT}), so use "
+                             f"at most {widest}-bit weights")
         if rounding not in _UP:
             raise ValueError(f"Rounding must be 'log' or 'linear', not {rounding!r}")
         if not 0.0 <= target_sparsity < 1.0:
@@ -87,7 +106,8 @@ class PotWeightQuantizer(WeightQuantizer):
         fallback = w.abs().max().clamp_min(1e-30)
         top_pos = int(round_pot(positive.max() if positive.numel() else fallback, self.rounding))
         top_neg = int(round_pot(negative.max() if negative.numel() else fallback, self.rounding))
-        return top_pos, top_neg
+        spread = EXPONENTS - self.levels     # both ranges must fit the integer model together
+        return max(top_pos, top_neg - spread), max(top_neg, top_pos - spread)
 
     def _quantize_oriented(self, w, ranges):
         top_pos, top_neg = ranges

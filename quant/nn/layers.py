@@ -72,8 +72,11 @@ class _QuantizedWeights:
         step = self.input_step()
         if step is None:
             return bias
+        # In float64: with small PoT weights the grid (2^-130 and below) is under
+        # float32's range and bias / grid overflowed to inf, then NaN.
         grid = quant.scale(self.weight) * step
-        return bias + (torch.round(bias / grid) * grid - bias).detach()
+        wide = bias.detach().double()
+        return bias + (torch.round(wide / grid) * grid - wide).to(bias.dtype)
 
 
 class QConv2d(nn.Conv2d, _QuantizedWeights):

@@ -92,3 +92,30 @@ def test_bops_command_prints_a_table(capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[-1].startswith("total")
     assert len(out.splitlines()) == 1 + 9 + 1
+
+
+def _one_error_line(capsys):
+    err = capsys.readouterr().err.splitlines()
+    assert err and err[-1].startswith("error: ")
+    return err[-1]
+
+
+def test_pot_wider_than_the_integer_model_is_refused_before_training(tmp_path, capsys):
+    out = tmp_path / "pot8"
+    assert main(["train", "--method", "pot", "--weight-bits", "8", "--act-bits", "8",
+                 "--out", str(out), "--no-progress"]) == 1
+    assert _one_error_line(capsys) == (
+        "error: layer '0': 8-bit PoT weights need 127 exponents per sign; the integer model "
+        "holds 31 (0 to 30), so use at most 6-bit weights")
+    assert not out.exists()
+    assert main(["train", "--method", "gsnq", "--last-layer-bits", "7", "--out", str(out)]) == 1
+    assert "layer '12': 7-bit PoT weights" in _one_error_line(capsys)
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss(tmp_path, capsys):
+    code, out = _train(tmp_path, "nan", "--lr", "1e30", "--subset", "200")
+    assert code == 1
+    line = _one_error_line(capsys)
+    assert line.startswith("error: training stopped in epoch 1/3, batch ") and \
+        "the loss is nan" in line and "turns finite inputs into non-finite outputs" in line
+    assert not (out / "result.json").exists()

@@ -252,3 +252,46 @@ def test_quantize_model_inserts_quantizers_and_keeps_names():
     assert names["fc"].links.divisors and names["fc"].links.input_quant is names["block2.relu2"]
     out = model(torch.rand(2, 1, 28, 28))
     assert out.shape == (2, 10)
+
+
+@pytest.mark.parametrize("method", ["pot", "gsnq"])
+@pytest.mark.parametrize("bits", [7, 8])
+def test_pot_wider_than_the_integer_model_is_refused_naming_the_layer(method, bits):
+    # The integer model holds PoT exponents 0..30; 7-bit codes need 63 per sign.
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.raises(QuantizeError, match=rf"layer '1': {bits}-bit PoT weights need "
+                                            rf"{(1 << (bits - 1)) - 1} exponents per sign; the "
+                                            "integer model holds 31 \\(0 to 30\\)"):
+        quantize_model(model, method, bits, 4)
+    with pytest.raises(QuantizeError, match="layer '3'"):
+        quantize_model(model, method, 4, 4, last_layer_bits=bits)
+    quantize_model(model, method, 6, 4)       # 31 levels per sign fit
+
+
+def test_gsnq_sign_ranges_stay_inside_the_integer_model():
+    # Six-bit GSNQ: 31 levels per sign use every exponent the integer model
+    # holds, so the two signs' ranges must coincide for the export to fit.
+    quant = GsnqWeightQuantizer(6, (2, 4))
+    w = torch.tensor([[1.0, -0.25, 0.5, 0.01], [0.3, -0.2, 0.1, 0.002]])
+    assert quant.exponent_ranges(w) == (0, 0)
+    weights, _ = quant.export(w, torch.ones(2))
+    assert weights.exponent_range_positive == weights.exponent_range_negative == (0, 30)
+    # Narrower codes keep their separate ranges (the spread still fits).
+    quant = GsnqWeightQuantizer(5, (2, 4))
+    assert quant.exponent_ranges(w) == (0, -2)
+    weights, _ = quant.export(w, torch.ones(2))
+    assert max(weights.exponent_range_positive + weights.exponent_range_negative) <= 30
+
+
+def test_bias_on_a_tiny_accumulator_grid_stays_finite():
+    # The bias of a layer without batch norm is rounded to weight step x input
+    # step; with small PoT weights that grid is far below float32's range and
+    # bias / grid overflowed to inf (NaN from the first quantized step).
+    model = quantize_model(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), "pot", 6, 8)
+    layer = model.get_submodule("1")
+    with torch.no_grad():
+        layer.weight.mul_(1e-28)
+    out = model(torch.rand(3, 1, 2, 2))
+    bias = layer.quantized_bias()
+    assert torch.isfinite(bias).all() and torch.isfinite(out).all()
+    assert bias.tolist() == pytest.approx(layer.bias.tolist(), rel=1e-6)

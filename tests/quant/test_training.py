@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from quant.training import cosine_factor, fit  # noqa: E402
+from quant.training import TrainingDiverged, cosine_factor, fit  # noqa: E402
 
 
 def _tiny():
@@ -38,3 +38,35 @@ def test_constant_rate_and_unknown_decay():
     assert [record["lr"] for record in history] == [0.01] * 3
     with pytest.raises(ValueError, match="'cosine' or 'none'"):
         fit(model, train, None, 1, method="float", progress=False, lr_decay="step")
+
+
+def test_a_non_finite_loss_stops_training_naming_the_layer():
+    # A layer whose float32 output overflows from finite inputs: the loss is
+    # NaN on the first batch, and no epoch may finish (or be checkpointed).
+    model, train = _tiny()
+    with torch.no_grad():
+        model[1].weight.fill_(3e38)
+    finished = []
+    with pytest.raises(TrainingDiverged) as error:
+        fit(model, train, None, 2, method="float", batch_size=8, progress=False,
+            on_epoch=lambda *args: finished.append(args))
+    message = str(error.value)
+    assert "\n" not in message and not finished
+    assert message.startswith("training stopped in epoch 1/2, batch 1/4: the loss is nan")
+    assert "layer '1' (Linear) turns finite inputs into non-finite outputs" in message
+    assert torch.isfinite(model[1].weight).all()        # no step was taken on the NaN
+
+
+def test_a_non_finite_parameter_is_named():
+    model, train = _tiny()
+    with torch.no_grad():
+        model[1].bias[0] = float("inf")
+    with pytest.raises(TrainingDiverged, match=r"parameter '1\.bias' is not finite"):
+        fit(model, train, None, 1, method="float", batch_size=8, progress=False)
+
+
+def test_a_non_finite_input_is_named():
+    model, (images, labels) = _tiny()
+    images[5, 0, 1, 1] = np.nan
+    with pytest.raises(TrainingDiverged, match="the training images hold non-finite values"):
+        fit(model, (images, labels), None, 1, method="float", batch_size=8, progress=False)
