@@ -31,7 +31,12 @@ class IntegerModel:
     ModelError
         Naming the operator and field for any inconsistency: unknown or
         forward (dangling or cyclic) references, shape or width mismatches,
-        duplicate names.
+        duplicate names, an operator whose output nobody reads.
+
+    Every operator but an input must be read, by another operator or as a model
+    output. A result nobody reads is always a mistake, and in hardware it is a
+    stream nobody takes from, which stalls the fork that feeds it. An unread
+    input forks nothing, so it is allowed (the model ignores it).
     """
 
     def __init__(self, ops, outputs=None, *, name="model", metadata=None):
@@ -75,6 +80,13 @@ class IntegerModel:
             if not isinstance(output, str) or output not in self._by_name:
                 raise ModelError("model", "outputs", f"names {output!r}, which is not an operator")
         self._outputs = tuple(outputs)
+        read = {name for op in self._ops for name in op.inputs} | set(self._outputs)
+        for op in self._ops:
+            if op.name not in read and not isinstance(op, Input):
+                raise ModelError(op.name, "outputs",
+                                 "is never read: no operator takes it as an input and it is not "
+                                 "a model output; remove the operator or list it in the model's "
+                                 "outputs")
         if metadata is None:
             metadata = {}
         try:

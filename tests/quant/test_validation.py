@@ -13,9 +13,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from quant.ir import (Add, CodebookWeights, Conv2d, GlobalAvgPool, Input, IntegerModel, Linear,
-                      MaxPool2d, ModelError, MultiplyShift, PotWeights, Requantize, Thresholds,
-                      UniformWeights, load_model, save_model)
+from quant.ir import (Add, CodebookWeights, Conv2d, Flatten, GlobalAvgPool, Input, IntegerModel,
+                      Linear, MaxPool2d, ModelError, MultiplyShift, PotWeights, Requantize,
+                      Thresholds, UniformWeights, load_model, save_model)
 from quant.ir import bundle
 
 
@@ -223,6 +223,42 @@ def test_dangling_reference_on_load(tmp_path):
     def bad_output(manifest, ops):
         manifest["outputs"] = [["fc"]]
     load_fails(write_file(tmp_path, bad_output), r"model: outputs: names \['fc'\], which is not")
+
+
+def dead_branch_ops():
+    """Input -> Conv "dead" (read by nobody) and Input -> Conv -> Flatten -> Linear."""
+    ones = UniformWeights(np.ones((2, 1, 3, 3), int), bits=2)
+    return [Input("x", (1, 4, 4), 4), Conv2d("dead", "x", ones), Conv2d("c", "x", ones),
+            Flatten("f", "c"), Linear("fc", "f", UniformWeights(np.ones((3, 8), int), bits=2))]
+
+
+UNREAD = (r"dead: outputs: is never read: no operator takes it as an input and it is not a "
+          r"model output; remove the operator or list it in the model's outputs")
+
+
+def test_an_operator_nobody_reads_is_refused():
+    with pytest.raises(ModelError, match=f"^{UNREAD}$"):
+        IntegerModel(dead_branch_ops())
+    # The last operator is the default output; a listed output counts as read.
+    IntegerModel(dead_branch_ops(), outputs=["dead", "fc"])
+    with pytest.raises(ModelError, match=r"^fc: outputs: is never read"):
+        IntegerModel(dead_branch_ops(), outputs=["dead"])
+    # An unread input forks nothing: the model just ignores it.
+    IntegerModel(dead_branch_ops() + [Input("y", (3,), 2)], outputs=["dead", "fc"])
+
+
+def test_an_operator_nobody_reads_is_refused_on_load(tmp_path):
+    path = tmp_path / "dead.qnn"
+    save_model(IntegerModel(dead_branch_ops(), outputs=["dead", "fc"]), path)
+    with zipfile.ZipFile(path) as archive:
+        contents = {name: archive.read(name) for name in archive.namelist()}
+    manifest = json.loads(contents["manifest.json"])
+    manifest["outputs"] = ["fc"]
+    contents["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in contents.items():
+            archive.writestr(name, data)
+    load_fails(path, UNREAD)
 
 
 def test_cyclic_or_forward_reference():
