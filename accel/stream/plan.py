@@ -232,6 +232,13 @@ def check_supported(model, stream_output=False):
     if model.consumers(out):
         raise ModelError(out, "outputs", "the streaming builder needs the output to be the "
                          "last tensor, with no consumers")
+    for name in model.outputs[:-1]:
+        # Only the last output leaves the accelerator: an earlier one that no
+        # operator reads would be a stream nobody takes, stalling its fork.
+        if not model.consumers(name):
+            raise ModelError(name, "outputs", f"the streaming builder streams only the last "
+                             f"output ({out!r}); no operator reads this one, so its stream would "
+                             "stall the accelerator (remove it from the outputs)")
     if stream_output:
         if isinstance(model.op(out), Input):
             raise ModelError(out, "outputs", "the streaming builder needs an operator after "
