@@ -6,6 +6,7 @@ Errors print one line on stderr and exit with status 1 (2 for usage errors);
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,33 @@ def _key_value(text):
     return key, value
 
 
+def _whole(low):
+    """argparse type: a whole number of at least ``low`` (refused by the parser, status 2)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {value}")
+        return value
+    return parse
+
+
+_positive = _whole(1)
+_count = _whole(0)
+
+
+def _rate(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, not {text!r}")
+    return value
+
+
 def _portions(text):
     try:
         return [float(p) for p in text.split(",")]
@@ -41,8 +69,8 @@ def _add_data(parser):
                              "'images' and 'labels', or an image folder (one sub-folder per class)")
     parser.add_argument("--data-dir", help="folder holding the Fashion-MNIST idx files "
                                            "(default: the Debian package's folder)")
-    parser.add_argument("--subset", type=int, help="train on a random subset of this many images")
-    parser.add_argument("--test-subset", type=int, help="test on a random subset of this many images")
+    parser.add_argument("--subset", type=_positive, help="train on a random subset of this many images")
+    parser.add_argument("--test-subset", type=_positive, help="test on a random subset of this many images")
 
 
 def _add_quant(parser):
@@ -50,13 +78,13 @@ def _add_quant(parser):
                         help="model architecture (default: digits-cnn)")
     parser.add_argument("--method", default="nice", choices=_METHODS,
                         help="quantization method (default: nice)")
-    parser.add_argument("--weight-bits", type=int, default=4, help="weight width (default 4)")
-    parser.add_argument("--act-bits", type=int, default=4, help="activation width (default 4)")
-    parser.add_argument("--input-bits", type=int, default=8,
+    parser.add_argument("--weight-bits", type=_positive, default=4, help="weight width (default 4)")
+    parser.add_argument("--act-bits", type=_positive, default=4, help="activation width (default 4)")
+    parser.add_argument("--input-bits", type=_positive, default=8,
                         help="image code width; inputs are quantize_images(x, bits) (default 8)")
-    parser.add_argument("--first-layer-bits", type=int, help="weight width of the first layer")
-    parser.add_argument("--last-layer-bits", type=int, help="weight width of the last layer")
-    parser.add_argument("--add-bits", type=int,
+    parser.add_argument("--first-layer-bits", type=_positive, help="weight width of the first layer")
+    parser.add_argument("--last-layer-bits", type=_positive, help="weight width of the last layer")
+    parser.add_argument("--add-bits", type=_positive,
                         help="width of the signed codes at residual adds (default: the activation width)")
     parser.add_argument("--per-layer", type=_key_value, action="append", default=[],
                         metavar="NAME=BITS",
@@ -66,13 +94,13 @@ def _add_quant(parser):
                         metavar="KEY=VALUE",
                         help="method option, e.g. per_channel=true (uniq), eps=1e-5 (uniq), "
                              "target_sparsity=0.5 (pot, gsnq), rounding=linear (pot); repeatable")
-    parser.add_argument("--classes", type=int, help="number of classes (default: the model's)")
-    parser.add_argument("--in-channels", type=int, help="image channels (default: the model's)")
+    parser.add_argument("--classes", type=_whole(2), help="number of classes (default: the model's)")
+    parser.add_argument("--in-channels", type=_positive, help="image channels (default: the model's)")
 
 
 def _add_common(parser):
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=_positive, default=1,
                         help="torch threads (default 1: fastest for small models on a busy machine)")
 
 
@@ -87,22 +115,22 @@ def build_parser():
                                        "config.json, checkpoint.pt (every epoch) and result.json.")
     _add_quant(train)
     _add_data(train)
-    train.add_argument("--epochs", type=int, default=10, help="total epochs over all stages "
+    train.add_argument("--epochs", type=_positive, default=10, help="total epochs over all stages "
                                                               "(default 10)")
-    train.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    train.add_argument("--batch-size", type=_positive, default=64, help="batch size (default 64)")
+    train.add_argument("--lr", type=_rate, default=1e-3, help="Adam learning rate (default 1e-3)")
     train.add_argument("--lr-decay", choices=("cosine", "none"), default="cosine",
                        help="learning rate over the epochs: cosine decay from --lr (default) "
                             "or constant")
-    train.add_argument("--bn-calibration", type=int, default=10000, metavar="IMAGES",
+    train.add_argument("--bn-calibration", type=_count, default=10000, metavar="IMAGES",
                        help="after training, re-estimate the batch-norm statistics of the "
                             "quantized model on this many training images (default 10000; "
                             "0 keeps the statistics from training)")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    train.add_argument("--stages", type=int, help="NICE/UNIQ: number of layer groups (stages)")
-    train.add_argument("--final-epochs", type=int,
+    train.add_argument("--seed", type=_count, default=0, help="random seed (default 0)")
+    train.add_argument("--stages", type=_positive, help="NICE/UNIQ: number of layer groups (stages)")
+    train.add_argument("--final-epochs", type=_count,
                        help="NICE/UNIQ: epochs of the final all-quantized stage")
-    train.add_argument("--warmup-epochs", type=int,
+    train.add_argument("--warmup-epochs", type=_count,
                        help="PoT and GSNQ: full-precision epochs before quantizing "
                             "(default a third; none for GSNQ with 2-bit weights)")
     train.add_argument("--portions", type=_portions,
@@ -126,10 +154,10 @@ def build_parser():
                                         "it against the PyTorch evaluation on the test set.")
     export.add_argument("run", type=Path, help="run directory")
     export.add_argument("--output", "-o", type=Path, required=True, help="the .qnn file to write")
-    export.add_argument("--threshold-bits", type=int, default=4,
+    export.add_argument("--threshold-bits", type=_count, default=4,
                         help="activations up to this width use thresholds, wider multiply-shift "
                              "(default 4)")
-    export.add_argument("--check", type=int, default=1000, metavar="N",
+    export.add_argument("--check", type=_count, default=1000, metavar="N",
                         help="compare with PyTorch on N test images (0: skip; default 1000)")
     _add_data(export)
     _add_common(export)
@@ -175,9 +203,6 @@ def _cmd_train(args):
     if args.resume:
         config = read_json(out / "config.json")
     else:
-        if args.bn_calibration < 0:
-            raise ValueError(f"--bn-calibration must be 0 (off) or a number of images, "
-                             f"not {args.bn_calibration}")
         config = _config_from_args(args)
         config.update({"dataset": args.dataset, "data_dir": args.data_dir, "subset": args.subset,
                        "test_subset": args.test_subset, "epochs": args.epochs,
@@ -332,8 +357,22 @@ def _cmd_bops(args):
 
 
 def _cmd_report(args):
+    from quant.runs import RunError
     from quant.report import write_report
-    paths = [p / "result.json" if p.is_dir() else p for p in args.results]
+    paths = []
+    for path in args.results:
+        if not path.is_dir():
+            paths.append(path)
+        elif (path / "result.json").exists():
+            paths.append(path / "result.json")
+        elif (path / "config.json").exists():      # `report runs/*` meets failed and live runs
+            print(f"skipping {path}: no result.json (the run failed or is still running)",
+                  file=sys.stderr)
+        else:
+            print(f"skipping {path}: not a run directory (no config.json or result.json)",
+                  file=sys.stderr)
+    if not paths:
+        raise RunError("no run results to report")
     written = write_report(paths, args.output)
     for path in written:
         print(f"wrote {path}")

@@ -206,6 +206,10 @@ def fit(model, train, test, epochs, *, method=None, schedule=None, lr=1e-3, batc
     if not isinstance(calibration_images, int) or calibration_images < 0:    # before training
         raise ValueError("Batch-norm calibration images must be a whole number, 0 to skip, "
                          f"not {calibration_images!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"Batch size must be a positive integer, not {batch_size!r}")
+    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"Learning rate must be a positive finite number, not {lr!r}")
     method = method or getattr(model, "qconfig", {}).get("method", "float")
     schedule = schedule or make_schedule(model, method, epochs)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)

@@ -70,3 +70,16 @@ def test_a_non_finite_input_is_named():
     images[5, 0, 1, 1] = np.nan
     with pytest.raises(TrainingDiverged, match="the training images hold non-finite values"):
         fit(model, (images, labels), None, 1, method="float", batch_size=8, progress=False)
+
+
+@pytest.mark.parametrize("keyword, value, message", [
+    ("batch_size", 0, "Batch size must be a positive integer, not 0"),
+    ("epochs", -1, "Epochs must be a positive integer, not -1"),
+    ("lr", 0.0, "Learning rate must be a positive finite number, not 0.0"),
+])
+def test_fit_refuses_bad_numbers_before_training(keyword, value, message):
+    model, train = _tiny()
+    arguments = {"batch_size": 8, "epochs": 1, "lr": 0.01, keyword: value}
+    epochs = arguments.pop("epochs")
+    with pytest.raises(ValueError, match=message):
+        fit(model, train, None, epochs, method="float", progress=False, **arguments)
