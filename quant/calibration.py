@@ -18,9 +18,15 @@ Measured on Fashion-MNIST (FashionCNN, 6 epochs, W4A4, seed 0): NICE 89.80 ->
 import torch
 from torch import nn
 
-__all__ = ["recalibrate_batch_norm", "DEFAULT_CALIBRATION_IMAGES"]
+__all__ = ["recalibrate_batch_norm", "batch_norms", "DEFAULT_CALIBRATION_IMAGES"]
 
 DEFAULT_CALIBRATION_IMAGES = 10000
+
+
+def batch_norms(model):
+    """The batch-norm layers of ``model`` that keep running statistics."""
+    return [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d,
+                                                         nn.BatchNorm3d)) and m.track_running_stats]
 
 
 def recalibrate_batch_norm(model, images, *, limit=DEFAULT_CALIBRATION_IMAGES, batch_size=256):
@@ -28,8 +34,7 @@ def recalibrate_batch_norm(model, images, *, limit=DEFAULT_CALIBRATION_IMAGES, b
     (a numpy array, the first ``limit`` used; ``limit=None`` for all) as the
     average over whole batches, with the model otherwise in evaluation mode (quantized weights, no
     noise). Returns the number of images used (0 when the model has no batch norm)."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-             and m.track_running_stats]
+    norms = batch_norms(model)
     count = len(images) if limit is None else min(len(images), limit)   # 0: none, as in fit
     if count >= batch_size:
         count -= count % batch_size   # equal batches: the average weighs each batch alike

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "train_config"]
 
 _MODEL_NAMES = ("digits-cnn", "fashion-cnn", "residual-cnn", "cnv", "resnet18-cifar",
                 "resnet18-imagenet")
@@ -63,14 +63,18 @@ def _portions(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, not {text!r}") from None
 
 
-def _add_data(parser):
-    parser.add_argument("--dataset", default="digits",
-                        help="digits (built in, default), fashion-mnist, a .npz file with "
-                             "'images' and 'labels', or an image folder (one sub-folder per class)")
+def _add_data(parser, recorded=False):
+    parser.add_argument("--dataset", default=None if recorded else "digits",
+                        help="digits (built in), fashion-mnist, a .npz file with 'images' and "
+                             "'labels', or an image folder (one sub-folder per class); default: "
+                             + ("the data set the run or model was trained on" if recorded
+                                else "digits"))
     parser.add_argument("--data-dir", help="folder holding the Fashion-MNIST idx files "
                                            "(default: the Debian package's folder)")
-    parser.add_argument("--subset", type=_positive, help="train on a random subset of this many images")
-    parser.add_argument("--test-subset", type=_positive, help="test on a random subset of this many images")
+    parser.add_argument("--subset", type=_positive,
+                        help="train on a random subset of this many images")
+    parser.add_argument("--test-subset", type=_positive,
+                        help="test on a random subset of this many images")
 
 
 def _add_quant(parser):
@@ -79,10 +83,12 @@ def _add_quant(parser):
     parser.add_argument("--method", default="nice", choices=_METHODS,
                         help="quantization method (default: nice)")
     parser.add_argument("--weight-bits", type=_positive, default=4, help="weight width (default 4)")
-    parser.add_argument("--act-bits", type=_positive, default=4, help="activation width (default 4)")
+    parser.add_argument("--act-bits", type=_positive, default=4,
+                        help="activation width (default 4)")
     parser.add_argument("--input-bits", type=_positive, default=8,
                         help="image code width; inputs are quantize_images(x, bits) (default 8)")
-    parser.add_argument("--first-layer-bits", type=_positive, help="weight width of the first layer")
+    parser.add_argument("--first-layer-bits", type=_positive,
+                        help="weight width of the first layer")
     parser.add_argument("--last-layer-bits", type=_positive, help="weight width of the last layer")
     parser.add_argument("--add-bits", type=_positive,
                         help="width of the signed codes at residual adds (default: the activation width)")
@@ -94,8 +100,10 @@ def _add_quant(parser):
                         metavar="KEY=VALUE",
                         help="method option, e.g. per_channel=true (uniq), eps=1e-5 (uniq), "
                              "target_sparsity=0.5 (pot, gsnq), rounding=linear (pot); repeatable")
-    parser.add_argument("--classes", type=_whole(2), help="number of classes (default: the model's)")
-    parser.add_argument("--in-channels", type=_positive, help="image channels (default: the model's)")
+    parser.add_argument("--classes", type=_whole(2),
+                        help="number of classes (default: the model's)")
+    parser.add_argument("--in-channels", type=_positive,
+                        help="image channels (default: the model's)")
 
 
 def _add_common(parser):
@@ -127,7 +135,8 @@ def build_parser():
                             "quantized model on this many training images (default 10000; "
                             "0 keeps the statistics from training)")
     train.add_argument("--seed", type=_count, default=0, help="random seed (default 0)")
-    train.add_argument("--stages", type=_positive, help="NICE/UNIQ: number of layer groups (stages)")
+    train.add_argument("--stages", type=_positive,
+                       help="NICE/UNIQ: number of layer groups (stages)")
     train.add_argument("--final-epochs", type=_count,
                        help="NICE/UNIQ: epochs of the final all-quantized stage")
     train.add_argument("--warmup-epochs", type=_count,
@@ -145,7 +154,7 @@ def build_parser():
                               description="Evaluate a run (PyTorch quantized evaluation) or a .qnn "
                                           "integer model (reference interpreter).")
     evaluate.add_argument("target", type=Path, help="run directory or .qnn file")
-    _add_data(evaluate)
+    _add_data(evaluate, recorded=True)
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_common(evaluate)
 
@@ -153,13 +162,14 @@ def build_parser():
                             description="Export a trained run to a .qnn integer model and check "
                                         "it against the PyTorch evaluation on the test set.")
     export.add_argument("run", type=Path, help="run directory")
-    export.add_argument("--output", "-o", type=Path, required=True, help="the .qnn file to write")
+    export.add_argument("--output", "-o", type=Path, required=True,
+                        help="the .qnn file to write (missing folders are created)")
     export.add_argument("--threshold-bits", type=_count, default=4,
                         help="activations up to this width use thresholds, wider multiply-shift "
                              "(default 4)")
     export.add_argument("--check", type=_count, default=1000, metavar="N",
                         help="compare with PyTorch on N test images (0: skip; default 1000)")
-    _add_data(export)
+    _add_data(export, recorded=True)
     _add_common(export)
 
     bops = sub.add_parser("bops", help="BOPs and weight memory per layer",
@@ -191,26 +201,35 @@ def _config_from_args(args):
             "classes": args.classes, "in_channels": args.in_channels}
 
 
+def train_config(args):
+    """The config.json of a new run from the parsed ``train`` arguments."""
+    config = _config_from_args(args)
+    config.update({"dataset": args.dataset, "data_dir": args.data_dir, "subset": args.subset,
+                   "test_subset": args.test_subset, "epochs": args.epochs,
+                   "batch_size": args.batch_size, "lr": args.lr, "lr_decay": args.lr_decay,
+                   "bn_calibration": args.bn_calibration, "seed": args.seed,
+                   "stages": args.stages, "final_epochs": args.final_epochs,
+                   "portions": args.portions, "warmup_epochs": args.warmup_epochs})
+    return config
+
+
 def _cmd_train(args):
     import torch
     from quant.bops import count_bops
     from quant.runs import (build_from_config, load_checkpoint, load_split, model_input_shape,
                             read_json, save_checkpoint, write_json)
     from quant.schedule import make_schedule
-    from quant.training import evaluate, fit, set_seed
+    from quant.training import describe_calibration, evaluate, fit, set_seed
 
     out = args.out
     if args.resume:
         config = read_json(out / "config.json")
+        if (out / "result.json").exists():
+            print(f"{out} is already finished ({config.get('epochs')}/{config.get('epochs')} "
+                  "epochs, result.json); nothing to resume", file=sys.stderr)
+            return
     else:
-        config = _config_from_args(args)
-        config.update({"dataset": args.dataset, "data_dir": args.data_dir, "subset": args.subset,
-                       "test_subset": args.test_subset, "epochs": args.epochs,
-                       "batch_size": args.batch_size, "lr": args.lr, "lr_decay": args.lr_decay,
-                       "bn_calibration": args.bn_calibration,
-                       "seed": args.seed,
-                       "stages": args.stages, "final_epochs": args.final_epochs,
-                       "portions": args.portions, "warmup_epochs": args.warmup_epochs})
+        config = train_config(args)
         if (out / "checkpoint.pt").exists():
             raise ValueError(f"{out} already holds a run; use --resume or another --out")
     set_seed(config["seed"], args.threads)
@@ -229,7 +248,10 @@ def _cmd_train(args):
     if args.resume:
         model(torch.as_tensor(train[0][:2]))      # builds lazily sized state (none today)
         start, history = load_checkpoint(out / "checkpoint.pt", model, optimizer)
-        print(f"resuming at epoch {start + 1}/{config['epochs']}", file=sys.stderr)
+        if start >= config["epochs"]:       # stopped after its last epoch, before result.json
+            print(f"all {config['epochs']} epochs done; finishing the run", file=sys.stderr)
+        else:
+            print(f"resuming at epoch {start + 1}/{config['epochs']}", file=sys.stderr)
     else:
         write_json(out / "config.json", config)
     print("\n".join(f"  {stage.describe()}" for stage in schedule), file=sys.stderr)
@@ -241,16 +263,25 @@ def _cmd_train(args):
         history.append(record)
         save_checkpoint(out / "checkpoint.pt", model, optimizer, epoch + 1, history)
 
-    started = time.monotonic()
+    calibration = []
+
+    def on_calibration(summary):
+        calibration.append(summary)
+        print(describe_calibration(summary), file=sys.stderr)
+
+    # A resumed run's time includes its earlier epochs.
+    started = time.monotonic() - sum(record.get("seconds", 0.0) for record in history)
     fit(model, train, test, config["epochs"], method=config["method"], schedule=schedule,
         batch_size=config["batch_size"], optimizer=optimizer, start_epoch=start,
         # Runs from before the option trained at a constant rate.
         lr_decay=config.get("lr_decay", "none"),
         calibration_images=config.get("bn_calibration", 0),
-        progress=not args.no_progress, on_epoch=on_epoch, generator=generator)
+        progress=not args.no_progress, on_epoch=on_epoch, generator=generator,
+        on_calibration=on_calibration)
     accuracy = evaluate(model, *test)
     save_checkpoint(out / "checkpoint.pt", model, optimizer, config["epochs"], history)
     result = _result(config, model, shape, accuracy, history, time.monotonic() - started)
+    result["bn_calibration"] = calibration[0] if calibration else None
     write_json(out / "result.json", result)
     print(f"test accuracy {100 * accuracy:.2f}%  BOPs {result['bops']:.4g}  "
           f"-> {out / 'result.json'}")
@@ -273,7 +304,11 @@ def _result(config, model, shape, accuracy, history, seconds):
 
 
 def _load_run(run):
-    from quant.runs import build_from_config, load_checkpoint, read_json
+    from quant.runs import RunError, build_from_config, load_checkpoint, read_json
+    if not Path(run).exists():
+        raise RunError(f"{run}: not found; expected a run directory")
+    if not (Path(run) / "config.json").is_file():
+        raise RunError(f"{run}: not a run directory (no config.json)")
     config = read_json(Path(run) / "config.json")
     model = build_from_config(config)
     load_checkpoint(Path(run) / "checkpoint.pt", model)
@@ -282,28 +317,49 @@ def _load_run(run):
     return config, model
 
 
-def _data_for(args, config):
-    from quant.runs import load_split
-    dataset = args.dataset if args.dataset != "digits" or config is None else config["dataset"]
-    data_dir = args.data_dir or (config or {}).get("data_dir")
-    return load_split(dataset, data_dir, None, args.test_subset)[1]
+def _data_for(args, recorded, source):
+    """The test split of ``--dataset``, else of the data set ``recorded`` (a run's
+    config or a model's metadata) says ``source`` was trained on."""
+    from quant.data import DataError
+    from quant.runs import RunError, load_split
+    if args.dataset is not None:
+        return load_split(args.dataset, args.data_dir, None, args.test_subset)[1]
+    dataset = recorded.get("dataset")
+    if not dataset:
+        raise RunError(f"{source} records no data set; pass --dataset")
+    try:
+        return load_split(dataset, args.data_dir or recorded.get("data_dir"), None,
+                          args.test_subset)[1]
+    except (DataError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RunError(f"{source} was exported from a run on data set {dataset!r}, which cannot "
+                       f"be loaded here ({first}); pass --dataset") from None
 
 
 def _cmd_eval(args):
     import numpy as np
+    from quant.runs import RunError
     target = args.target
+    if not target.exists():
+        raise RunError(f"{target}: not found; expected a run directory or a .qnn integer model "
+                       "file")
     if target.is_dir():
         from quant.training import evaluate, set_seed
         set_seed(0, args.threads)
         config, model = _load_run(target)
-        images, labels = _data_for(args, config)
+        images, labels = _data_for(args, config, target)
         accuracy, kind = evaluate(model, images, labels), "pytorch"
     else:
         from quant.data import quantize_images
         from quant.ir import load_model
         from sim.reference import classify
         model_ir = load_model(target)
-        images, labels = _data_for(args, None)
+        images, labels = _data_for(args, model_ir.metadata, target)
+        shape = model_ir.inputs[0].shape
+        if tuple(images.shape[1:]) != tuple(shape):
+            raise RunError(f"{target} takes images of shape {tuple(shape)}, but data set "
+                           f"{args.dataset or model_ir.metadata['dataset']!r} has "
+                           f"{tuple(images.shape[1:])}")
         bits = model_ir.metadata.get("input_bits", 8)
         predictions = np.concatenate([classify(model_ir, quantize_images(images[i:i + 256], bits))
                                       for i in range(0, len(images), 256)])
@@ -319,18 +375,24 @@ def _cmd_export(args):
     import numpy as np
     from quant.export import agreement, export_model
     from quant.ir import save_model
-    from quant.runs import model_input_shape
+    from quant.runs import RunError, model_input_shape
     from quant.training import set_seed
     set_seed(0, args.threads)
     config, model = _load_run(args.run)
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"cannot create the folder {args.output.parent} for the model "
+                       f"({error.strerror or error})") from None
+    # The data set (and its folder) go with the model, so that `eval model.qnn` uses them.
+    recorded = {key: config[key] for key in ("dataset", "data_dir") if config.get(key)}
     model_ir = export_model(model, model_input_shape(config), threshold_bits=args.threshold_bits,
-                            name=f"{config['model']}-{config['method']}",
-                            metadata={"dataset": config["dataset"]})
+                            name=f"{config['model']}-{config['method']}", metadata=recorded)
     save_model(model_ir, args.output)
     print(model_ir.summary())
     print(f"wrote {args.output}")
     if args.check:
-        images, labels = _data_for(args, config)
+        images, labels = _data_for(args, config, args.run)
         images, labels = images[:args.check], labels[:args.check]
         agree, torch_pred, int_pred = agreement(model, model_ir, images)
         print(f"agreement with PyTorch {100 * agree:.2f}% on {len(labels)} images; accuracy "

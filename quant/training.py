@@ -16,11 +16,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from quant.calibration import DEFAULT_CALIBRATION_IMAGES, recalibrate_batch_norm
+from quant.calibration import DEFAULT_CALIBRATION_IMAGES, batch_norms, recalibrate_batch_norm
 from quant.schedule import apply_stage, finish, make_schedule
 
 __all__ = ["ProgressBar", "set_seed", "evaluate", "train_epoch", "fit", "stage_at",
-           "TrainingDiverged", "diagnose_non_finite"]
+           "TrainingDiverged", "diagnose_non_finite", "describe_calibration"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -189,7 +189,7 @@ def cosine_factor(epoch, epochs):
 
 def fit(model, train, test, epochs, *, method=None, schedule=None, lr=1e-3, batch_size=64,
         optimizer=None, start_epoch=0, progress=True, on_epoch=None, generator=None,
-        lr_decay="cosine", calibration_images=DEFAULT_CALIBRATION_IMAGES):
+        lr_decay="cosine", calibration_images=DEFAULT_CALIBRATION_IMAGES, on_calibration=None):
     """Train ``model`` through its schedule; returns the per-epoch history.
 
     ``train`` and ``test`` are ``(images, labels)`` numpy pairs. ``on_epoch(epoch,
@@ -200,6 +200,10 @@ def fit(model, train, test, epochs, *, method=None, schedule=None, lr=1e-3, batc
     keeps it constant. After the last epoch the model is put in its evaluation
     state and its batch-norm statistics are re-estimated on the first
     ``calibration_images`` training images (:mod:`quant.calibration`; 0 skips it).
+    The re-estimation is reported, with the accuracy on ``test`` (held out: it
+    decides nothing, the statistics are replaced whatever it says) before and
+    after, as ``{"images", "accuracy_before", "accuracy_after"}`` to
+    ``on_calibration(summary)``, or printed on stderr when ``progress`` is on.
     """
     if lr_decay not in ("cosine", "none"):
         raise ValueError(f"Learning-rate decay must be 'cosine' or 'none', not {lr_decay!r}")
@@ -244,6 +248,26 @@ def fit(model, train, test, epochs, *, method=None, schedule=None, lr=1e-3, batc
         if on_epoch is not None:
             on_epoch(epoch, record, optimizer)
     finish(model)
-    if calibration_images:
-        recalibrate_batch_norm(model, train[0], limit=calibration_images)
+    if calibration_images and batch_norms(model):
+        summary = {"images": 0, "accuracy_before": None, "accuracy_after": None}
+        if test is not None:
+            summary["accuracy_before"] = evaluate(model, *test)
+        summary["images"] = recalibrate_batch_norm(model, train[0], limit=calibration_images)
+        if test is not None:
+            summary["accuracy_after"] = evaluate(model, *test)
+        if on_calibration is not None:
+            on_calibration(summary)
+        elif progress:
+            print(describe_calibration(summary), file=sys.stderr)
     return history
+
+
+def describe_calibration(summary):
+    """One line for a re-estimation summary (see :func:`fit`)."""
+    if not summary["images"]:
+        return "batch-norm statistics kept from training (too few images to re-estimate them)"
+    text = f"batch-norm statistics re-estimated on {summary['images']:,} training images"
+    if summary["accuracy_before"] is None:
+        return text
+    return (f"{text}: held-out accuracy {100 * summary['accuracy_before']:.2f}% -> "
+            f"{100 * summary['accuracy_after']:.2f}%")

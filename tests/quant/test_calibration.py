@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,29 @@ def test_fit_rejects_a_negative_calibration_count_before_training():
         fit(model, (images, labels), None, 1, progress=False, calibration_images=-1)
     assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))
     assert np.isfinite(evaluate(model, images, labels))
+
+
+def test_fit_reports_the_held_out_accuracy_before_and_after_recalibration(capsys):
+    import copy
+    from quant.schedule import finish
+    model, images, labels = _quantized_digits_cnn()
+    train, held_out = (images[:400], labels[:400]), (images[400:], labels[400:])
+    last = []
+    summaries = []
+    fit(model, train, held_out, 1, lr=3e-3, progress=False, calibration_images=300,
+        on_epoch=lambda epoch, record, optimizer: last.append(copy.deepcopy(model)),
+        on_calibration=summaries.append)
+    # What the model scored just before: the trained model in its evaluation state.
+    finish(last[-1])
+    before = evaluate(last[-1], *held_out)
+    assert summaries == [{"images": 256, "accuracy_before": before,
+                          "accuracy_after": evaluate(model, *held_out)}]
+    assert before != summaries[0]["accuracy_after"]       # the statistics did change something
+
+    # Without a callback, a progress run prints it as one line.
+    model, images, labels = _quantized_digits_cnn()
+    fit(model, train, held_out, 1, lr=3e-3, progress=True, calibration_images=300)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "batch-norm" in line]
+    assert len(lines) == 1 and re.fullmatch(
+        r"batch-norm statistics re-estimated on 256 training images: held-out accuracy "
+        r"\d+\.\d\d% -> \d+\.\d\d%", lines[0])

@@ -1,12 +1,13 @@
 import json
 import re
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 import quant.runs  # noqa: E402
-from quant.cli import build_parser, main  # noqa: E402
+from quant.cli import build_parser, main, train_config  # noqa: E402
 
 
 def _train(tmp_path, name, *extra):
@@ -35,6 +36,12 @@ def test_train_export_eval_report_and_resume(tmp_path, monkeypatch, capsys):
     assert result["config"]["method"] == "pot" and len(result["history"]) == 3
     assert 0.5 < result["test_accuracy"] <= 1.0 and result["bops"] > 0
     assert set(result["sparsity"]) == {"0", "3", "7", "12"}
+    # The batch-norm re-estimation says that it ran, and what it did to held-out accuracy.
+    calibration = result["bn_calibration"]
+    assert calibration["images"] == 512 and calibration["accuracy_after"] == result["test_accuracy"]
+    assert (f"batch-norm statistics re-estimated on 512 training images: held-out accuracy "
+            f"{100 * calibration['accuracy_before']:.2f}% -> "
+            f"{100 * calibration['accuracy_after']:.2f}%") in capsys.readouterr().err
 
     # Interrupt a second run after two epochs, then resume it: same result.
     original = quant.runs.save_checkpoint
@@ -80,7 +87,7 @@ def test_errors_are_one_line_with_status_1(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--method", "lsq", "--out", "z"])
     assert exit_info.value.code == 2
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(quant.runs.RunError, match="not found; expected a run directory"):
         main(["eval", str(tmp_path / "missing.qnn"), "--debug"])
 
 
@@ -163,3 +170,86 @@ def test_report_skips_run_directories_without_a_result(tmp_path, capsys):
     assert table.count("| pot W4A4 | digits-cnn | 90.00 |") == 1
     assert main(["report", str(runs[1]), "-o", str(tmp_path / "report2")]) == 1
     assert _one_error_line(capsys) == "error: no run results to report"
+
+
+def _untrained_run(run, dataset="digits", epochs=2, finished=False):
+    """A run directory as `train` leaves it, without the training (fast)."""
+    import numpy as np
+    from quant.runs import build_from_config, save_checkpoint, write_json
+    config = train_config(build_parser().parse_args(
+        ["train", "--out", str(run), "--dataset", dataset, "--epochs", str(epochs)]))
+    model = build_from_config(config)
+    model(torch.as_tensor(np.random.default_rng(0).random((8, 1, 8, 8), dtype=np.float32)))
+    write_json(run / "config.json", config)
+    history = [{"epoch": e + 1, "seconds": 1.0} for e in range(epochs if finished else 1)]
+    save_checkpoint(run / "checkpoint.pt", model, None, len(history), history)
+    if finished:
+        write_json(run / "result.json", {"config": config, "test_accuracy": 0.5, "bops": 1.0,
+                                         "train_seconds": 2.0})
+    return run
+
+
+def test_resume_of_a_finished_run_changes_nothing(tmp_path, capsys):
+    run = _untrained_run(tmp_path / "done", finished=True)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert main(["train", "--resume", "--out", str(run), "--no-progress"]) == 0
+    assert f"{run} is already finished (2/2 epochs, result.json); nothing to resume" in \
+        capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_export_creates_missing_folders_and_eval_uses_the_recorded_data_set(tmp_path, capsys):
+    import numpy as np
+    from quant.data import load_digits
+    # An .npz data set of 8x8 images, different from the built-in digits: 120
+    # images, so its test split (a fifth) has 24.
+    images, labels = load_digits()
+    np.savez(tmp_path / "mine.npz", images=images[:120], labels=labels[:120])
+    run = _untrained_run(tmp_path / "run", dataset=str(tmp_path / "mine.npz"))
+    output = tmp_path / "new" / "sub" / "model.qnn"
+    assert main(["export", str(run), "-o", str(output), "--check", "0"]) == 0
+    assert output.is_file()
+    capsys.readouterr()
+    assert main(["eval", str(output), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 24
+    assert main(["eval", str(output), "--json", "--dataset", "digits"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 359     # a fifth of 1,797
+
+    (tmp_path / "mine.npz").unlink()
+    assert main(["eval", str(output)]) == 1
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: {output} was exported from a run on data set "
+                           f"'{tmp_path / 'mine.npz'}', which cannot be loaded here (")
+    assert line.endswith("); pass --dataset")
+
+
+def test_eval_of_a_model_without_a_recorded_data_set_or_of_the_wrong_shape(tmp_path, capsys):
+    from quant import ir
+    from quant.ir import save_model
+    source = ir.Input("image", (1, 4, 4), 8, False)
+    flat = ir.Flatten("flat", "image")
+    fc = ir.Linear("fc", "flat", ir.UniformWeights(np.ones((10, 16), dtype=np.int64), 2))
+    save_model(ir.IntegerModel([source, flat, fc], ["fc"]), tmp_path / "bare.qnn")
+    assert main(["eval", str(tmp_path / "bare.qnn")]) == 1
+    assert _one_error_line(capsys) == (f"error: {tmp_path / 'bare.qnn'} records no data set; "
+                                       "pass --dataset")
+    assert main(["eval", str(tmp_path / "bare.qnn"), "--dataset", "digits"]) == 1
+    assert _one_error_line(capsys) == (f"error: {tmp_path / 'bare.qnn'} takes images of shape "
+                                       "(1, 4, 4), but data set 'digits' has (1, 8, 8)")
+
+
+def test_eval_says_what_it_expected(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "missing")]) == 1
+    assert _one_error_line(capsys) == (f"error: {tmp_path / 'missing'}: not found; expected a "
+                                       "run directory or a .qnn integer model file")
+    assert main(["eval", str(tmp_path)]) == 1
+    assert _one_error_line(capsys) == (f"error: {tmp_path}: not a run directory (no config.json)")
+
+
+def test_resume_after_the_last_epoch_finishes_the_run(tmp_path, capsys):
+    run = _untrained_run(tmp_path / "last", epochs=1)      # checkpoint at 1/1, no result.json
+    assert main(["train", "--resume", "--out", str(run), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "all 1 epochs done; finishing the run" in err and "resuming" not in err
+    result = json.loads((run / "result.json").read_text())
+    assert len(result["history"]) == 1 and result["train_seconds"] >= 1.0
