@@ -23,8 +23,9 @@ class RunResult:
     """Classes (N,) (None with a streamed output), logits (N, classes) or None,
     decoded tensors {name: (N, *shape)} (pysim with ``taps=True``; a streamed
     output's tensor always), total cycles, the mean cycles between consecutive
-    images' results (the steady-state interval) or None for one image, and the
-    output words."""
+    images' results (the steady-state interval; None for one image, and for a
+    streamed output unless ``taps=True``: the stream driver does not time each
+    word), and the output words."""
 
     classes: np.ndarray
     logits: np.ndarray
@@ -125,10 +126,10 @@ def _run_with_taps(accelerator, tokens, count, stall, backpressure, seed, max_cy
     for key, (interface, tensor_names) in taps.items():
         words = recorded[key]
         for name in tensor_names:
-            fmt = accelerator.plan.formats[name]
-            per_image = fmt.words
-            images = [accelerator.decode(name, words[k * per_image:(k + 1) * per_image])
-                      for k in range(min(count, len(words) // per_image))]
+            # Words of this tensor per image (not of the output: ``per_image``).
+            size = accelerator.plan.formats[name].words
+            images = [accelerator.decode(name, words[k * size:(k + 1) * size])
+                      for k in range(min(count, len(words) // size))]
             tensors[name] = np.array(images)
     interval = _image_interval(outputs, per_image, stamps)
     if out_format is not None:
