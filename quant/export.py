@@ -13,8 +13,9 @@ affine map into a requantize operator:
   weights (and its codebook row), so thresholds always count upwards.
 * multiply-shift (wider outputs): code = clamp((acc' * M + 2^(S-1)) >> S) with
   acc' = acc + round(b / a) (the bias is added to the layer) and M / 2^S = a / step
-  to about 22 significant bits. Exact up to that rounding and the rounding of
-  the bias to the accumulator grid.
+  to 23 significant bits (fewer where the accumulator is wider than 39 bits, so
+  that acc * M stays inside 63 bits). Exact up to that rounding and the rounding
+  of the bias to the accumulator grid.
 
 Max pools between a layer and its activation are moved after the requantize
 (both are monotone, so this is exact). Average pools become window *sums*
@@ -39,6 +40,7 @@ import torch
 from torch import nn
 
 from quant import ir
+from quant.ir.requantize import MAX_SHIFT
 from quant.nn.activation import ActQuant, InputQuant
 from quant.nn.convert import QuantizeError, _ADD, _FLATTEN, _RESHAPE_METHODS, trace
 from quant.nn.layers import QAdaptiveAvgPool2d, QAvgPool2d, QConv2d, QLinear
@@ -159,24 +161,39 @@ class _Exporter:
         else:
             bias = np.round(b / a).astype(np.int64)
             source = self.flush(value, flip, bias)
-            factor = a * scale
-            shift = np.clip(22 - np.floor(np.log2(factor)), 0, 62).astype(np.int64)
-            acc_bits = self.types[source].bits
-            shift = np.minimum(shift, np.maximum(0, 61 - acc_bits - 1 + 0 * shift))
-            multiplier = np.round(factor * np.exp2(shift)).astype(np.int64)
-            while True:
-                width = acc_bits + ir.signed_width(int(multiplier.min()), int(multiplier.max()))
-                if width <= 63 or shift.max() == 0:
-                    break
-                shift = np.maximum(shift - 1, 0)
-                multiplier = np.round(factor * np.exp2(shift)).astype(np.int64)
-            method = ir.MultiplyShift(multiplier, shift, lo, levels, where=name)
+            method = self.multiply_shift(node, a * scale, self.types[source].bits, lo, levels,
+                                         name)
         out = self.emit(ir.Requantize(name, source, method, quant.bits, quant.signed,
                                       scale=1.0 / scale))
         for pool in maxpools:
             out = self.maxpool(pool, out)
         n = self.types[out].shape[0]
         return _Code(out, np.full(n, 1.0 / scale), np.zeros(n))
+
+    @staticmethod
+    def multiply_shift(node, factor, acc_bits, lo, hi, name):
+        """M, S with M / 2^S = ``factor`` per channel, M of 23 significant bits
+        where the product acc * M fits 63 bits, fewer where the accumulator is
+        wider (6-bit PoT weights make 42-46-bit accumulators; a bound on the
+        shift alone rounded M to 0 there, and every output code with it)."""
+        significant = min(23, 62 - acc_bits)
+        if significant < 8:
+            raise ExportError(f"activation {node.target!r}: its {acc_bits}-bit accumulator leaves "
+                              "too few bits for a multiply-shift multiplier; use narrower weights "
+                              "or activations before it")
+        shift = np.clip(significant - 1 - np.floor(np.log2(factor)), 0, MAX_SHIFT).astype(np.int64)
+        multiplier = np.round(factor * np.exp2(shift)).astype(np.int64)
+        while True:
+            width = acc_bits + ir.signed_width(int(multiplier.min()), int(multiplier.max()))
+            if width <= 63 or shift.max() == 0:
+                break
+            shift = np.maximum(shift - 1, 0)
+            multiplier = np.round(factor * np.exp2(shift)).astype(np.int64)
+        if np.any(multiplier == 0):
+            raise ExportError(f"activation {node.target!r}: its scale ({float(factor.min()):.3g} "
+                              f"codes per accumulator step) is below what a shift of at most "
+                              f"{MAX_SHIFT} can express")
+        return ir.MultiplyShift(multiplier, shift, lo, hi, where=name)
 
     def maxpool(self, pool, source):
         return self.emit(ir.MaxPool2d(self.unique(pool[0], "maxpool"), source, pool[1].kernel_size,

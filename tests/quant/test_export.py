@@ -152,3 +152,18 @@ def test_fashion_mnist_export_agreement():
     assert agree >= 0.995
     assert abs(np.mean(torch_pred == test[1]) - np.mean(int_pred == test[1])) <= 0.003
     assert np.mean(torch_pred == test[1]) > 0.7
+
+
+@pytest.mark.parametrize("method", ["pot", "gsnq"])
+def test_export_of_the_widest_pot_weights_with_eight_bit_multiply_shift(method):
+    # Six-bit PoT weights reach 2^30, so accumulators are 42-46 bits wide. The
+    # multiply-shift multiplier must keep its precision inside the 63-bit
+    # product (it was rounded to 0 there: every output code 0, 6 % agreement).
+    q, test = _trained(DigitsCNN(), method, 6, 8, 2)
+    model_ir, _ = _check(q, test, 0.7)
+    wide = [model_ir.types[op.inputs[0]].bits for op in model_ir.ops
+            if isinstance(op, ir.Requantize)]
+    assert wide and min(wide) >= 40
+    for op in model_ir.ops:
+        if isinstance(op, ir.Requantize):
+            assert isinstance(op.method, ir.MultiplyShift) and op.method.multiplier.min() >= 1 << 14
