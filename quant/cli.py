@@ -240,6 +240,12 @@ def _cmd_train(args):
     if tuple(train[0].shape[1:]) != tuple(shape):
         raise ValueError(f"model {config['model']} takes images of shape {tuple(shape)}, but "
                          f"{config['dataset']} has {tuple(train[0].shape[1:])}")
+    if config["method"] in ("pot", "gsnq") and not args.resume:
+        from quant.export import trial_export
+        problem = trial_export(model, shape, train[0][:64])
+        if problem:
+            print(f"warning: with its initial weights the model does not fit the integer model "
+                  f"({problem}); export will fail unless training shrinks it", file=sys.stderr)
     schedule = make_schedule(model, config["method"], config["epochs"], stages=config.get("stages"),
                              final_epochs=config.get("final_epochs"), portions=config.get("portions"),
                              warmup_epochs=config.get("warmup_epochs"))
@@ -388,9 +394,7 @@ def _cmd_export(args):
     recorded = {key: config[key] for key in ("dataset", "data_dir") if config.get(key)}
     model_ir = export_model(model, model_input_shape(config), threshold_bits=args.threshold_bits,
                             name=f"{config['model']}-{config['method']}", metadata=recorded)
-    save_model(model_ir, args.output)
     print(model_ir.summary())
-    print(f"wrote {args.output}")
     if args.check:
         images, labels = _data_for(args, config, args.run)
         images, labels = images[:args.check], labels[:args.check]
@@ -398,6 +402,14 @@ def _cmd_export(args):
         print(f"agreement with PyTorch {100 * agree:.2f}% on {len(labels)} images; accuracy "
               f"pytorch {100 * np.mean(torch_pred == labels):.2f}%, integer "
               f"{100 * np.mean(int_pred == labels):.2f}%")
+        # The two differ only at genuine float ties (a few in a thousand at most);
+        # more means a wrong export, which must not reach a file or the hardware.
+        if np.sum(torch_pred != int_pred) > 1 + len(labels) // 100:
+            raise RunError(f"the integer model agrees with PyTorch on only {100 * agree:.2f}% of "
+                           f"{len(labels)} images, so the export is wrong; {args.output} was not "
+                           "written")
+    save_model(model_ir, args.output)
+    print(f"wrote {args.output}")
 
 
 def _cmd_bops(args):

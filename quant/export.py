@@ -45,7 +45,7 @@ from quant.nn.activation import ActQuant, InputQuant
 from quant.nn.convert import QuantizeError, _ADD, _FLATTEN, _RESHAPE_METHODS, trace
 from quant.nn.layers import QAdaptiveAvgPool2d, QAvgPool2d, QConv2d, QLinear
 
-__all__ = ["export_model", "ExportError", "agreement"]
+__all__ = ["export_model", "ExportError", "agreement", "trial_export"]
 
 ExportError = QuantizeError
 _LIMIT = float(1 << 46)
@@ -341,6 +341,28 @@ def export_model(model, input_shape, *, threshold_bits=4, name="model", metadata
     meta.update(getattr(gm, "qconfig", {}) and {"quantization": gm.qconfig})
     meta.update(metadata or {})
     return ir.IntegerModel(list(model_ir.ops), list(model_ir.outputs), name=name, metadata=meta)
+
+
+def trial_export(model, input_shape, images):
+    """Export a copy of ``model`` as it is now (e.g. untrained) after one forward
+    pass over ``images``; return the export error's message, or None.
+
+    What the integer model holds depends on the trained weights, so this is a
+    forecast, not a guarantee. It is made for PoT/GSNQ, whose 6-bit weights span
+    2^0 to 2^30 in every layer: on larger models their accumulators and
+    classifier biases exceed the integer model's limits (48 and 41 bits) from the
+    start, and training then ends in a failed export. Uniform and codebook
+    weights of at most 8 bits stay far below those limits.
+    """
+    import copy
+    probe = copy.deepcopy(model).eval()        # eval: draws no random numbers (dropout)
+    with torch.no_grad():
+        probe(torch.as_tensor(images))          # initialises the activation clamps
+    try:
+        export_model(probe, input_shape)
+    except (ExportError, ir.ModelError) as error:
+        return str(error).strip().splitlines()[0]
+    return None
 
 
 def agreement(model, model_ir, images, batch_size=256, dtype=torch.float64):

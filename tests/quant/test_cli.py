@@ -253,3 +253,36 @@ def test_resume_after_the_last_epoch_finishes_the_run(tmp_path, capsys):
     assert "all 1 epochs done; finishing the run" in err and "resuming" not in err
     result = json.loads((run / "result.json").read_text())
     assert len(result["history"]) == 1 and result["train_seconds"] >= 1.0
+
+
+def test_pot_training_warns_when_the_integer_model_cannot_hold_the_initial_model(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "small.npz", images=rng.random((40, 1, 28, 28), dtype=np.float32),
+             labels=np.arange(40) % 10)
+    code = main(["train", "--model", "residual-cnn", "--method", "pot", "--weight-bits", "6",
+                 "--act-bits", "8", "--epochs", "1", "--bn-calibration", "0", "--no-progress",
+                 "--dataset", str(tmp_path / "small.npz"), "--out", str(tmp_path / "run")])
+    assert code == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "warning: with its initial weights the model does not fit the integer model (layer 'fc': "
+        "fc: bias: holds ")
+    assert warnings[0].endswith("); export will fail unless training shrinks it")
+
+
+def test_an_export_that_disagrees_with_pytorch_is_not_written(tmp_path, capsys, monkeypatch):
+    import quant.export
+    run = _untrained_run(tmp_path / "run")
+    real = quant.export.agreement
+
+    def one_wrong_in_ten(model, model_ir, images):
+        _, torch_pred, int_pred = real(model, model_ir, images)
+        int_pred = np.where(np.arange(len(int_pred)) % 10 == 0, (torch_pred + 1) % 10, torch_pred)
+        return float(np.mean(torch_pred == int_pred)), torch_pred, int_pred
+    monkeypatch.setattr(quant.export, "agreement", one_wrong_in_ten)
+    output = tmp_path / "m.qnn"
+    assert main(["export", str(run), "-o", str(output), "--check", "200"]) == 1
+    assert _one_error_line(capsys) == (
+        f"error: the integer model agrees with PyTorch on only 90.00% of 200 images, so the "
+        f"export is wrong; {output} was not written")
+    assert not output.exists()

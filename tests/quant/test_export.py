@@ -167,3 +167,21 @@ def test_export_of_the_widest_pot_weights_with_eight_bit_multiply_shift(method):
     for op in model_ir.ops:
         if isinstance(op, ir.Requantize):
             assert isinstance(op.method, ir.MultiplyShift) and op.method.multiplier.min() >= 1 << 14
+
+
+def test_trial_export_names_what_the_integer_model_cannot_hold():
+    from quant.export import trial_export
+    from quant.nn import activation_quantizers
+    set_seed(0)
+    # 6-bit PoT weights span 2^0..2^30: the classifier's bias on its accumulator
+    # grid is beyond the integer model's 2^40 already with the initial weights.
+    q = quantize_model(ResidualCNN(), "pot", 6, 8)
+    images = np.random.default_rng(0).random((16, 1, 28, 28), dtype=np.float32)
+    problem = trial_export(q, (1, 28, 28), images)
+    assert problem.startswith("layer 'fc': fc: bias: holds ") and \
+        problem.endswith("below the smallest allowed value -1099511627776")
+    # The model itself is untouched (its activation clamps start from training data).
+    assert not any(bool(quant.initialized) for _, quant in activation_quantizers(q)
+                   if hasattr(quant, "initialized"))
+    q = quantize_model(DigitsCNN(), "pot", 6, 4)
+    assert trial_export(q, (1, 8, 8), _digits()[0][0][:16]) is None
