@@ -2,11 +2,12 @@
 
 import numpy as np
 from amaranth.hdl import Module, Mux, Signal, unsigned
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import require_int, require_shape
 from .layouts import class_shape, result_layout, word_layout
+from .tables import FieldTable
 
 __all__ = ["ArgMax"]
 
@@ -16,9 +17,12 @@ class ArgMax(wiring.Component):
 
     The logits arrive as words of ``lanes`` values in stream order; ``order[k]`` is
     the class at stream position ``k`` (the builder may have reordered channels).
-    A candidate replaces the running best when its value is greater, or equal
-    with a lower class index -- exactly :func:`numpy.argmax` (and
-    :func:`sim.reference.classify`) whatever the stream order.
+    A candidate beats another when its value is greater, or equal with a lower
+    class index -- exactly :func:`numpy.argmax` (and
+    :func:`sim.reference.classify`) whatever the stream order. A word's lanes
+    meet in a balanced tournament, whose winner meets the running best: one
+    word per cycle, logic depth and elaboration time growing with ``log2(lanes)``
+    and ``lanes``.
 
     Parameters
     ----------
@@ -56,17 +60,30 @@ class ArgMax(wiring.Component):
     def classes(self):
         return self._classes
 
+    def _better(self, m, a, b, name, force=0):
+        """The better of two ``(value, class)`` candidates as new signals: greater value,
+        then lower class (``a`` whenever ``force``). Signals, so that the next round
+        reads a name instead of rebuilding this round's expression (nested per-lane
+        expressions grew about 4x per lane: 8 lanes took a minute to elaborate)."""
+        wins = Signal(name=f"{name}_wins")
+        value = Signal(self._shape, name=f"{name}_value")
+        cls = Signal(len(a[1]), name=f"{name}_cls")
+        m.d.comb += [
+            wins.eq(force | (a[0] > b[0]) | ((a[0] == b[0]) & (a[1] < b[1]))),
+            value.eq(Mux(wins, a[0], b[0])),
+            cls.eq(Mux(wins, a[1], b[1])),
+        ]
+        return value, cls
+
     def elaborate(self, platform):
         m = Module()
         words = self._classes // self._lanes
         cbits = class_shape(self._classes).width
         index = Signal(range(words), name="index")
-        m.submodules.order = rom = memory.Memory(
-            shape=unsigned(cbits * self._lanes), depth=words,
-            init=[sum(int(self._order[w * self._lanes + j]) << (j * cbits)
-                      for j in range(self._lanes)) for w in range(words)])
-        read = rom.read_port(domain="comb")
-        m.d.comb += read.addr.eq(index)
+        order = FieldTable(self._order.reshape(words, self._lanes), [cbits] * self._lanes)
+        reads = order.memories(m, "order", domain="comb")
+        m.d.comb += [read.addr.eq(index) for read in reads]
+        data = [read.data for read in reads]
 
         take = Signal(name="take")
         last = Signal(name="last")
@@ -75,17 +92,21 @@ class ArgMax(wiring.Component):
             self.i.ready.eq(~last | ~self.o.valid | self.o.ready),
             take.eq(self.i.valid & self.i.ready),
         ]
+        # A balanced tournament over the word's lanes (depth log2(lanes)); the
+        # comparison is a total order, so any pairing gives numpy's arg-max.
+        candidates = [(self.i.payload[lane], order.field(data, lane))
+                      for lane in range(self._lanes)]
+        level = 0
+        while len(candidates) > 1:
+            pairs = [self._better(m, candidates[k], candidates[k + 1], f"l{level}_{k // 2}")
+                     for k in range(0, len(candidates) - 1, 2)]
+            candidates = pairs + ([candidates[-1]] if len(candidates) % 2 else [])
+            level += 1
+        # Then the word's winner against the best of the image's earlier words.
         best = Signal(self._shape, name="best")
         best_cls = Signal(unsigned(cbits), name="best_cls")
-        value, cls = best, best_cls
-        for lane in range(self._lanes):
-            candidate = self.i.payload[lane]
-            candidate_cls = read.data[lane * cbits:(lane + 1) * cbits]
-            wins = (candidate > value) | ((candidate == value) & (candidate_cls < cls))
-            if lane == 0:
-                wins = wins | (index == 0)
-            value = Mux(wins, candidate, value)
-            cls = Mux(wins, candidate_cls, cls)
+        value, cls = self._better(m, candidates[0], (best, best_cls), "image",
+                                  force=index == 0)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(take):

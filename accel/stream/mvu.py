@@ -1,5 +1,6 @@
 """Matrix-vector unit: PE x SIMD multiply units over a compressed weight schedule."""
 
+import numpy as np
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -13,6 +14,7 @@ from quant.ir.weights import UniformWeights
 from .checks import require_bool, require_int, require_shape
 from .layouts import value_shape, word_layout
 from .schedule import Schedule
+from .tables import FieldTable
 
 __all__ = ["MatrixVectorUnit"]
 
@@ -169,28 +171,29 @@ class MatrixVectorUnit(wiring.Component):
         return (s.length * self.row_bits + s.folds * s.pe * self._acc_shape.width
                 + 2 * s.in_words * s.simd * self._act_bits)
 
-    def _schedule_rows(self):
+    def _schedule_table(self):
+        """The schedule ROM as a :class:`~.tables.FieldTable`, and the index of each
+        PE's first field (its index, active flag, channel and codes follow, as many
+        as it has); the first/last marks are the last two fields."""
         s = self._schedule
         index_bits, channel_bits, code_bits = self._fields()
         dense = s.dense
-        rows = []
-        for t in range(s.length):
-            value, offset = 0, 0
-            for p in range(s.pe):
-                parts = [] if dense else [(int(s.index[t, p]), index_bits),
-                                            (int(s.active[t, p]), 1)]
-                if channel_bits:
-                    parts.append((int(s.channel[t, p]), channel_bits))
-                parts += [(int(c), code_bits) for c in s.codes[t, p]]
-                for item, bits in parts:
-                    value |= (item & ((1 << bits) - 1)) << offset
-                    offset += bits
+        columns, widths, starts = [], [], []
+        for p in range(s.pe):
+            starts.append(len(widths))
             if not dense:
-                value |= int(s.first[t]) << offset
-                value |= int(s.last[t]) << (offset + 1)
-                offset += 2
-            rows.append(value)
-        return rows, max(1, offset)
+                columns += [s.index[:, p], s.active[:, p]]
+                widths += [index_bits, 1]
+            if channel_bits:
+                columns.append(s.channel[:, p])
+                widths.append(channel_bits)
+            columns += [s.codes[:, p, j] for j in range(s.simd)]
+            widths += [code_bits] * s.simd
+        if not dense:
+            columns += [s.first, s.last]
+            widths += [1, 1]
+        rows = np.stack([np.asarray(c, dtype=np.int64) for c in columns], axis=1)
+        return FieldTable(rows, widths), starts
 
     def elaborate(self, platform):
         m = Module()
@@ -236,15 +239,14 @@ class MatrixVectorUnit(wiring.Component):
         m.d.sync += full.eq((full | set_full) & ~clear_full)
 
         # -- schedule ROM and bias ROM ---------------------------------------------------
-        rows, row_bits = self._schedule_rows()
-        m.submodules.schedule = rom = memory.Memory(shape=unsigned(row_bits), depth=T, init=rows)
-        rom_read = rom.read_port()
+        # FieldTables: a row of every PE's codes can be wider than the simulator can
+        # write as one signal, so each is a few memories read at one address.
+        table, starts = self._schedule_table()
+        rom_reads = table.memories(m, "schedule")
         acc_width = self._acc_shape.width
-        bias_rows = [sum((int(b) & ((1 << acc_width) - 1)) << (p * acc_width)
-                         for p, b in enumerate(fold)) for fold in s.bias]
-        m.submodules.bias = bias_rom = memory.Memory(shape=unsigned(PE * acc_width),
-                                                     depth=s.folds, init=bias_rows)
-        bias_read = bias_rom.read_port(domain="comb")
+        biases = FieldTable(s.bias.reshape(s.folds, PE), [acc_width] * PE)
+        bias_reads = biases.memories(m, "bias", domain="comb")
+        bias_data = [read.data for read in bias_reads]
 
         en = Signal(name="en")
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
@@ -253,11 +255,9 @@ class MatrixVectorUnit(wiring.Component):
         t = Signal(range(T), name="t")
         r_bank = Signal(name="r_bank")
         issue = Signal(name="issue")
-        m.d.comb += [
-            issue.eq(en & full.bit_select(r_bank, 1)),
-            rom_read.addr.eq(t),
-            rom_read.en.eq(en),
-        ]
+        m.d.comb += issue.eq(en & full.bit_select(r_bank, 1))
+        for read in rom_reads:
+            m.d.comb += [read.addr.eq(t), read.en.eq(en)]
         v1 = Signal(name="v1")
         bank1 = Signal(name="bank1")
         end1 = Signal(name="end1")
@@ -277,19 +277,15 @@ class MatrixVectorUnit(wiring.Component):
                 m.d.sync += k.eq(Mux(k == SF - 1, 0, k + 1))
 
         # -- stage 1: schedule row -> input reads -----------------------------------------
-        row = rom_read.data
-        control = 0 if s.dense else index_bits + 1
-        pe_bits = control + channel_bits + S * code_bits
-
-        def field(p, start, width):
-            return row[p * pe_bits + start:p * pe_bits + start + width]
+        row = [read.data for read in rom_reads]
+        control = 0 if s.dense else 2
 
         with m.If(en & v1 & end1):
             m.d.comb += clear_full.eq(Mux(bank1, 0b10, 0b01))
         if s.dense:
             index_bits = max(1, ceil_log2(SF))
         for n, read in enumerate(reads):
-            index = k1[:index_bits] if s.dense else field(n, 0, index_bits)
+            index = k1[:index_bits] if s.dense else table.field(row, starts[n])
             m.d.comb += [
                 read.addr.eq(bank1 * SF + index if SF != 1 << ceil_log2(SF)
                              else Cat(index[:ceil_log2(SF)], bank1)),
@@ -299,26 +295,27 @@ class MatrixVectorUnit(wiring.Component):
         first2 = Signal(name="first2")
         last2 = Signal(name="last2")
         active2 = Signal(PE, name="active2")
-        codes2 = Signal(PE * S * code_bits, name="codes2")
-        channels2 = Signal(max(1, PE * channel_bits), name="channels2")
+        # The row moves on to stage 2 chunk by chunk (synthesis drops the bits that
+        # stage 2 does not read).
+        row2 = [Signal(width, name=f"row2_{k}") for k, width in enumerate(table.chunk_widths)]
         with m.If(en):
-            m.d.sync += [
-                v2.eq(v1),
-                codes2.eq(Cat(*(field(p, control + channel_bits, S * code_bits)
-                                for p in range(PE)))),
-            ]
+            m.d.sync += v2.eq(v1)
+            m.d.sync += [held.eq(data) for held, data in zip(row2, row)]
             if s.dense:
                 m.d.sync += [first2.eq(k1 == 0), last2.eq(k1 == SF - 1),
                              active2.eq((1 << PE) - 1)]
             else:
                 m.d.sync += [
-                    first2.eq(row[PE * pe_bits]),
-                    last2.eq(row[PE * pe_bits + 1]),
-                    active2.eq(Cat(*(field(p, index_bits, 1) for p in range(PE)))),
+                    first2.eq(table.field(row, table.fields - 2)),
+                    last2.eq(table.field(row, table.fields - 1)),
+                    active2.eq(Cat(*(table.field(row, starts[p] + 1) for p in range(PE)))),
                 ]
-            if channel_bits:
-                m.d.sync += channels2.eq(Cat(*(field(p, control, channel_bits)
-                                               for p in range(PE))))
+
+        def code(p, j):
+            return table.field(row2, starts[p] + control + (1 if channel_bits else 0) + j)
+
+        def channel(p):
+            return table.field(row2, starts[p] + control)
 
         # -- stage 2: multiply units ------------------------------------------------------
         products = []
@@ -331,12 +328,11 @@ class MatrixVectorUnit(wiring.Component):
                 act = data[j * act_width:(j + 1) * act_width]
                 m.d.comb += [
                     unit.a.eq(Mux(active2[p], act, 0)),
-                    unit.w.eq(codes2[(p * S + j) * code_bits:(p * S + j + 1) * code_bits]),
+                    unit.w.eq(code(p, j)),
                     unit.en.eq(en),
                 ]
                 if channel_bits:
-                    m.d.comb += unit.channel.eq(
-                        channels2[p * channel_bits:(p + 1) * channel_bits])
+                    m.d.comb += unit.channel.eq(channel(p))
                 lane_products.append(unit.p)
             products.append(lane_products)
         valid, first, last = v2, first2, last2
@@ -350,7 +346,7 @@ class MatrixVectorUnit(wiring.Component):
 
         # -- accumulate -------------------------------------------------------------------
         fold = Signal(range(s.folds), name="fold")
-        m.d.comb += bias_read.addr.eq(fold)
+        m.d.comb += [read.addr.eq(fold) for read in bias_reads]
         step = Signal(name="step")
         m.d.comb += step.eq(en & valid)
         with m.If(en):
@@ -360,7 +356,7 @@ class MatrixVectorUnit(wiring.Component):
         for p in range(PE):
             acc = Signal(self._acc_shape, name=f"acc_{p}")
             total = Signal(self._acc_shape, name=f"total_{p}")
-            bias = bias_read.data[p * acc_width:(p + 1) * acc_width].as_signed()
+            bias = biases.field(bias_data, p).as_signed()
             m.d.comb += total.eq(Mux(first, bias, acc) + balanced_sum(products[p]))
             with m.If(step):
                 m.d.sync += acc.eq(total)

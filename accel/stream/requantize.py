@@ -3,43 +3,36 @@
 Both units are one registered stage at full rate. Their per-channel
 parameters are given per stream position (``period`` words, repeating: the
 words of one pixel), already in the stream's channel order; they sit in a small
-ROM read combinationally by the word counter.
+ROM read combinationally by the word counter (a :class:`~.tables.FieldTable`,
+several memories when a row of all lanes' parameters is wide).
 """
 
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, stream, wiring
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from accel.multiply.base import balanced_sum
 from quant.ir.tensor import signed_width
 
 from .checks import require_int, require_shape
 from .layouts import word_layout
+from .tables import FieldTable
 
 __all__ = ["ThresholdUnit", "MultiplyShiftUnit"]
 
 
-def _table(array, positions, name):
-    array = np.asarray(array, dtype=np.int64)
-    if array.ndim < 1 or array.shape[0] != positions:
-        raise ValueError(f"{name} must have one row per stream position ({positions}), "
-                         f"not shape {array.shape}")
-    return array
-
-
-def _rom(fields, lanes, period):
-    """Pack per-position fields [(array (period*lanes, n), bits)] into ROM words."""
-    words = []
-    for word in range(period):
-        value, offset = 0, 0
-        for lane in range(lanes):
-            for array, bits in fields:
-                for item in np.atleast_1d(array[word * lanes + lane]).tolist():
-                    value |= (int(item) & ((1 << bits) - 1)) << offset
-                    offset += bits
-        words.append(value)
-    return words, offset
+def _fields(arrays, lanes, period):
+    """Per-position parameter arrays [(array (period*lanes, n), bits)] -> the rows
+    (period, lanes * sum of n) and field widths of a :class:`FieldTable`, lane by lane."""
+    columns, widths = [], []
+    for lane in range(lanes):
+        for array, bits in arrays:
+            block = np.asarray(array).reshape(period * lanes, -1)[lane::lanes]
+            columns.append(block)
+            widths += [bits] * block.shape[1]
+    return np.concatenate(columns, axis=1), widths
 
 
 class _Requantizer(wiring.Component):
@@ -64,24 +57,23 @@ class _Requantizer(wiring.Component):
         """Words after which the parameters repeat."""
         return self._positions // self._lanes
 
-    def _frame(self, m, rom_words, rom_width):
-        """The handshake, the word counter and the parameter ROM's read data."""
+    def _frame(self, m, table):
+        """The handshake, the word counter and the parameter table's read data
+        (one value per chunk of the :class:`FieldTable`)."""
         period = self.period
-        m.submodules.params = params = memory.Memory(shape=unsigned(max(1, rom_width)),
-                                                     depth=period, init=rom_words)
-        read = params.read_port(domain="comb")
+        reads = table.memories(m, "params", domain="comb")
         index = Signal(range(period), name="index")
         take = Signal(name="take")
         m.d.comb += [
             self.i.ready.eq(~self.o.valid | self.o.ready),
             take.eq(self.i.valid & self.i.ready),
-            read.addr.eq(index),
         ]
+        m.d.comb += [read.addr.eq(index) for read in reads]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(take):
             m.d.sync += [self.o.valid.eq(1), index.eq(Mux(index == period - 1, 0, index + 1))]
-        return read.data, take
+        return [read.data for read in reads], take
 
 
 class ThresholdUnit(_Requantizer):
@@ -126,20 +118,19 @@ class ThresholdUnit(_Requantizer):
     def elaborate(self, platform):
         m = Module()
         bits = self._threshold_shape.width
-        words, width = _rom([(self._thresholds, bits)], self._lanes, self.period)
-        data, take = self._frame(m, words, width)
         count = self.count
+        table = FieldTable(*_fields([(self._thresholds, bits)], self._lanes, self.period))
+        data, take = self._frame(m, table)
         for lane in range(self._lanes):
-            acc = self.i.payload[lane]
-            hits = []
-            for k in range(count):
-                start = (lane * count + k) * bits
-                hits.append((data[start:start + bits].as_signed() <= acc).as_unsigned())
-            total = hits[0]
-            for hit in hits[1:]:
-                total = total + hit
+            # Read by every comparison of the lane: a signal, not a rebuilt expression.
+            acc = Signal(self._in_shape, name=f"acc_{lane}")
+            m.d.comb += acc.eq(self.i.payload[lane])
+            # The count of hits is a balanced adder tree: a chain of 255 adds (8-bit
+            # outputs) is too deep for the simulator's recursion.
+            hits = [(table.field(data, lane * count + k).as_signed() <= acc).as_unsigned()
+                    for k in range(count)]
             with m.If(take):
-                m.d.sync += self.o.payload[lane].eq(total + self._offset)
+                m.d.sync += self.o.payload[lane].eq(balanced_sum(hits) + self._offset)
         return m
 
 
@@ -190,16 +181,15 @@ class MultiplyShiftUnit(_Requantizer):
     def elaborate(self, platform):
         m = Module()
         mbits, sbits = self._multiplier_shape.width, self._shift_bits
-        words, width = _rom([(self._multiplier, mbits), (self._shift, sbits)], self._lanes,
-                            self.period)
-        data, take = self._frame(m, words, width)
+        table = FieldTable(*_fields([(self._multiplier, mbits), (self._shift, sbits)],
+                                    self._lanes, self.period))
+        data, take = self._frame(m, table)
         in_width = self._in_shape.width
         product_shape = signed(max(in_width + mbits + (0 if self._in_shape.signed else 1),
                                    int(self._shift.max()) + 1) + 1)
         for lane in range(self._lanes):
-            start = lane * (mbits + sbits)
-            multiplier = data[start:start + mbits].as_signed()
-            shift = data[start + mbits:start + mbits + sbits]
+            multiplier = table.field(data, 2 * lane).as_signed()
+            shift = table.field(data, 2 * lane + 1)
             product = Signal(product_shape, name=f"product_{lane}")
             rounding = Signal(product_shape, name=f"rounding_{lane}")
             shifted = Signal(signed(product_shape.width + 1), name=f"shifted_{lane}")

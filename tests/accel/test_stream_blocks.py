@@ -1,11 +1,15 @@
 # amaranth: UnusedElaboratable=no
 """Streaming blocks, each against a numpy expectation, under random stalls and backpressure."""
 
+import time
+
 import numpy as np
 import pytest
+from amaranth.back import rtlil
 from amaranth.hdl import signed, unsigned
 
 from accel.multiply import weight_codes
+from accel.stream import tables
 from accel.stream import (ArgMax, GlobalPool, MatrixVectorUnit,
                           MultiplyShiftUnit, SlidingWindow, StreamFIFO, ThresholdUnit,
                           WidthConverter, WindowReduce, compile_schedule, word_layout)
@@ -100,6 +104,58 @@ def test_matrix_vector_unit(kind, pe, simd, skip, backend):
     assert np.array_equal(unpack_words(result.outputs, pe, width, True), expected)
 
 
+@pytest.mark.parametrize("kind", ["uniform", "pot", "codebook_per_channel"])
+@pytest.mark.parametrize("skip", [True, False])
+def test_matrix_vector_unit_with_tables_in_chunks(kind, skip, monkeypatch):
+    """Schedule and bias rows cut into several memories (here at 16 bits, at 2048
+    in use) compute the same: every field is read from its chunk."""
+    monkeypatch.setattr(tables, "MAX_WORD_BITS", 16)
+    rng = np.random.default_rng(11)
+    out, fan_in, pe, simd = 4, 12, 2, 6
+    weights = _weights(kind, (out, fan_in), rng)
+    values = weights.values().reshape(out, fan_in)
+    bias = rng.integers(-50, 50, out)
+    schedule = compile_schedule(values, weight_codes(weights).reshape(out, fan_in), pe, simd,
+                                bias, skip_zeros=skip)
+    width = accumulator_width(values, 0, 15, bias)
+    unit = MatrixVectorUnit(schedule, weights, 4, False, signed(width))
+    table, _ = unit._schedule_table()
+    assert len(table.chunk_widths) > 1 and max(table.chunk_widths) <= 16
+    assert table.width == unit.row_bits
+    x = rng.integers(0, 16, (3, fan_in))
+    expected = (x @ values.T + bias)[:, schedule.order].reshape(-1)
+    result = run_stream(unit, pack_words(x.reshape(-1), simd, 4), expected_count=3 * out // pe,
+                        **STALLS)
+    assert np.array_equal(unpack_words(result.outputs, pe, width, True), expected)
+
+
+def test_matrix_vector_unit_schedule_row_wider_than_the_int_string_limit():
+    """8 PEs x 232 lanes x 8-bit codes: a 14,848-bit schedule row, more than the
+    ~14,000 bits the simulator can write as one constant with Python's defaults."""
+    rng = np.random.default_rng(12)
+    out, fan_in = 8, 232
+    weights = UniformWeights(rng.integers(-127, 128, (out, fan_in)), 8)
+    values = weights.values().reshape(out, fan_in)
+    schedule = compile_schedule(values, weight_codes(weights).reshape(out, fan_in), 8, fan_in)
+    width = accumulator_width(values, 0, 3, None)
+    unit = MatrixVectorUnit(schedule, weights, 2, False, signed(width))
+    assert unit.row_bits > 14300
+    x = rng.integers(0, 4, (2, fan_in))
+    result = run_stream(unit, pack_words(x.reshape(-1), fan_in, 2), expected_count=2)
+    assert np.array_equal(unpack_words(result.outputs, 8, width, True),
+                          (x @ values.T)[:, schedule.order].reshape(-1))
+
+
+def test_field_table_cuts_between_fields():
+    rows = np.array([[-1, 5, 1000, -7], [3, -4, -1000, 0]])
+    table = tables.FieldTable(rows, [3, 4, 12, 5], limit=16)
+    assert table.chunk_widths == (7, 12, 5) and table.width == 24
+    assert table.words(0) == [0b0101_111, 0b1100_011]
+    assert table.words(1) == [1000, (-1000) & 0xFFF]
+    with pytest.raises(ValueError, match="Table field widths must be between 0 and 16, not 17"):
+        tables.FieldTable(rows, [3, 4, 17, 5], limit=16)
+
+
 def test_zero_skipping_shortens_the_schedule():
     rng = np.random.default_rng(2)
     values = rng.integers(-3, 4, (16, 32)) * (rng.random((16, 32)) < 0.2)
@@ -181,6 +237,75 @@ def test_argmax_ties_to_lowest_class(backend):
     assert classes == np.argmax(logits, axis=1).tolist()
     got = unpack_words([word >> 2 for word in result.outputs], 4, 5, True).reshape(3, 4)
     assert np.array_equal(got, logits)
+
+
+@pytest.mark.compiled_subset(lambda lanes, **_: lanes == 16)
+@pytest.mark.parametrize("lanes", [8, 16])
+def test_argmax_many_lanes(lanes, backend):
+    """Every lane's candidate is compared in one cycle; ties (many here) go to the
+    lowest class whatever the stream order."""
+    rng = np.random.default_rng(lanes)
+    classes = 2 * lanes
+    logits = rng.integers(-4, 4, (6, classes))
+    order = rng.permutation(classes)
+    unit = ArgMax(signed(6), classes, lanes, order, logits=True)
+    result = run(unit, pack_words(logits[:, order].reshape(-1), lanes, 6), backend,
+                 expected_count=6, **STALLS)
+    bits = (classes - 1).bit_length()
+    assert [word & ((1 << bits) - 1) for word in result.outputs] == \
+        np.argmax(logits, axis=1).tolist()
+    got = unpack_words([word >> bits for word in result.outputs], classes, 6, True)
+    assert np.array_equal(got.reshape(6, classes), logits)
+
+
+def _rtlil_seconds(unit):
+    start = time.perf_counter()
+    rtlil.convert(unit)
+    return time.perf_counter() - start
+
+
+def test_argmax_elaboration_grows_linearly_with_lanes():
+    """Each lane's comparison reads signals, never the expression of the lane
+    before: nested per-lane expressions grew about 4x per lane (6 lanes took
+    seconds to convert, 8 lanes minutes, 10 never finished)."""
+    base = min(_rtlil_seconds(ArgMax(signed(12), 8, 4, logits=True)) for _ in range(3))
+    for lanes in (6, 8, 16):
+        seconds = _rtlil_seconds(ArgMax(signed(12), 2 * lanes, lanes, logits=True))
+        # Linear growth is lanes / 4 times the 4-lane time; allow 3x that for noise.
+        assert seconds < 3 * lanes / 4 * base + 0.5, (lanes, seconds, base)
+
+
+def test_threshold_unit_with_8_bit_outputs(backend):
+    """255 thresholds per channel: the hit count is a balanced tree, not a 255-deep
+    chain (which overflowed Python's recursion in the simulator)."""
+    rng = np.random.default_rng(7)
+    channels, lanes = 4, 2
+    acc = rng.integers(-3000, 3000, (3, channels))
+    thresholds = np.sort(rng.integers(-2500, 2500, (channels, 255)), axis=1)
+    method = Thresholds(thresholds, offset=-128)
+    unit = ThresholdUnit(signed(13), signed(8), lanes, thresholds, -128)
+    result = run(unit, pack_words(acc.reshape(-1), lanes, 13), backend, **STALLS)
+    assert np.array_equal(unpack_words(result.outputs, lanes, 8, True),
+                          method.apply(acc).reshape(-1))
+
+
+@pytest.mark.compiled_subset(lambda lanes, **_: lanes == 1)
+@pytest.mark.parametrize("lanes,acc_bits", [(8, 16), (1, 60)])
+def test_threshold_rom_wider_than_the_int_string_limit(lanes, acc_bits, backend):
+    """Parameter words of lanes x thresholds x bits: 8 x 255 x 17 = 34,680 bits, or
+    255 x 61 = 15,555 bits in one lane, beyond the ~14,000 bits that Python's
+    default integer-to-text limit lets the simulator write as a constant."""
+    rng = np.random.default_rng(acc_bits)
+    channels = 2 * lanes
+    span = 1 << (acc_bits - 2)
+    acc = rng.integers(-span, span, (2, channels))
+    thresholds = np.sort(rng.integers(-span, span, (channels, 255)), axis=1)
+    thresholds[:, :4] = acc[0, :, None] + np.arange(-2, 2)   # ties: t <= acc counts
+    # The block takes wider accumulators than a model's 48 bits: count directly.
+    expected = (thresholds[None] <= acc[:, :, None]).sum(axis=2)
+    unit = ThresholdUnit(signed(acc_bits), unsigned(8), lanes, thresholds, 0)
+    result = run(unit, pack_words(acc.reshape(-1), lanes, acc_bits), backend)
+    assert np.array_equal(unpack_words(result.outputs, lanes, 8, False), expected.reshape(-1))
 
 
 @pytest.mark.parametrize("make,message", [
