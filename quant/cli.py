@@ -218,6 +218,7 @@ def _cmd_train(args):
     from quant.bops import count_bops
     from quant.runs import (build_from_config, load_checkpoint, load_split, model_input_shape,
                             read_json, save_checkpoint, write_json)
+    from quant.nn import weighted_layers
     from quant.schedule import make_schedule
     from quant.training import describe_calibration, evaluate, fit, set_seed
 
@@ -240,6 +241,11 @@ def _cmd_train(args):
     if tuple(train[0].shape[1:]) != tuple(shape):
         raise ValueError(f"model {config['model']} takes images of shape {tuple(shape)}, but "
                          f"{config['dataset']} has {tuple(train[0].shape[1:])}")
+    outputs = weighted_layers(model)[-1][1].weight.shape[0]
+    top = int(max(train[1].max(initial=0), test[1].max(initial=0)))
+    if top >= outputs:
+        raise ValueError(f"data set {config['dataset']!r} has labels 0 to {top}, but model "
+                         f"{config['model']} has {outputs} outputs; use --classes {top + 1}")
     if config["method"] in ("pot", "gsnq") and not args.resume:
         from quant.export import trial_export
         problem = trial_export(model, shape, train[0][:64])
@@ -323,23 +329,30 @@ def _load_run(run):
     return config, model
 
 
-def _data_for(args, recorded, source):
+def _data_for(args, recorded, source, shape):
     """The test split of ``--dataset``, else of the data set ``recorded`` (a run's
-    config or a model's metadata) says ``source`` was trained on."""
+    config or a model's metadata) says ``source`` was trained on; its images
+    must have ``shape``."""
     from quant.data import DataError
     from quant.runs import RunError, load_split
+    dataset = args.dataset or recorded.get("dataset")
     if args.dataset is not None:
-        return load_split(args.dataset, args.data_dir, None, args.test_subset)[1]
-    dataset = recorded.get("dataset")
-    if not dataset:
+        images, labels = load_split(args.dataset, args.data_dir, None, args.test_subset)[1]
+    elif not dataset:
         raise RunError(f"{source} records no data set; pass --dataset")
-    try:
-        return load_split(dataset, args.data_dir or recorded.get("data_dir"), None,
-                          args.test_subset)[1]
-    except (DataError, OSError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise RunError(f"{source} was exported from a run on data set {dataset!r}, which cannot "
-                       f"be loaded here ({first}); pass --dataset") from None
+    else:
+        try:
+            images, labels = load_split(dataset, args.data_dir or recorded.get("data_dir"), None,
+                                        args.test_subset)[1]
+        except (DataError, OSError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else \
+                type(error).__name__
+            raise RunError(f"{source} was exported from a run on data set {dataset!r}, which "
+                           f"cannot be loaded here ({first}); pass --dataset") from None
+    if tuple(images.shape[1:]) != tuple(shape):
+        raise RunError(f"{source} takes images of shape {tuple(shape)}, but data set "
+                       f"{dataset!r} has {tuple(images.shape[1:])}")
+    return images, labels
 
 
 def _cmd_eval(args):
@@ -352,20 +365,16 @@ def _cmd_eval(args):
     if target.is_dir():
         from quant.training import evaluate, set_seed
         set_seed(0, args.threads)
+        from quant.runs import model_input_shape
         config, model = _load_run(target)
-        images, labels = _data_for(args, config, target)
+        images, labels = _data_for(args, config, target, model_input_shape(config))
         accuracy, kind = evaluate(model, images, labels), "pytorch"
     else:
         from quant.data import quantize_images
         from quant.ir import load_model
         from sim.reference import classify
         model_ir = load_model(target)
-        images, labels = _data_for(args, model_ir.metadata, target)
-        shape = model_ir.inputs[0].shape
-        if tuple(images.shape[1:]) != tuple(shape):
-            raise RunError(f"{target} takes images of shape {tuple(shape)}, but data set "
-                           f"{args.dataset or model_ir.metadata['dataset']!r} has "
-                           f"{tuple(images.shape[1:])}")
+        images, labels = _data_for(args, model_ir.metadata, target, model_ir.inputs[0].shape)
         bits = model_ir.metadata.get("input_bits", 8)
         predictions = np.concatenate([classify(model_ir, quantize_images(images[i:i + 256], bits))
                                       for i in range(0, len(images), 256)])
@@ -396,7 +405,7 @@ def _cmd_export(args):
                             name=f"{config['model']}-{config['method']}", metadata=recorded)
     print(model_ir.summary())
     if args.check:
-        images, labels = _data_for(args, config, args.run)
+        images, labels = _data_for(args, config, args.run, model_input_shape(config))
         images, labels = images[:args.check], labels[:args.check]
         agree, torch_pred, int_pred = agreement(model, model_ir, images)
         print(f"agreement with PyTorch {100 * agree:.2f}% on {len(labels)} images; accuracy "

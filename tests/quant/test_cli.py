@@ -286,3 +286,20 @@ def test_an_export_that_disagrees_with_pytorch_is_not_written(tmp_path, capsys, 
         f"error: the integer model agrees with PyTorch on only 90.00% of 200 images, so the "
         f"export is wrong; {output} was not written")
     assert not output.exists()
+
+
+def test_fewer_classes_than_the_data_set_has_labels_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--classes", "3", "--epochs", "1", "--out", str(out)]) == 1
+    assert _one_error_line(capsys) == ("error: data set 'digits' has labels 0 to 9, but model "
+                                       "digits-cnn has 3 outputs; use --classes 10")
+    assert not out.exists()
+
+
+def test_eval_of_a_run_on_images_of_another_shape_is_refused(tmp_path, capsys):
+    run = _untrained_run(tmp_path / "run")
+    np.savez(tmp_path / "big.npz", images=np.zeros((10, 1, 28, 28), np.float32),
+             labels=np.zeros(10, np.int64))
+    assert main(["eval", str(run), "--dataset", str(tmp_path / "big.npz")]) == 1
+    assert _one_error_line(capsys) == (f"error: {run} takes images of shape (1, 8, 8), but data "
+                                       f"set '{tmp_path / 'big.npz'}' has (1, 28, 28)")
