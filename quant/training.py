@@ -7,6 +7,7 @@ silently diverged run only failed when its result was written. The message
 names the first parameter, input or layer where the values stop being finite.
 """
 
+import copy
 import math
 import random
 import sys
@@ -48,7 +49,6 @@ def diagnose_non_finite(model, x):
         if not _finite(value):
             return f"parameter {name!r} is not finite (an earlier step diverged: lower the " \
                    "learning rate)"
-    import copy
     probe = copy.deepcopy(model)        # the probe's forward must not touch batch-norm statistics
     culprit = []
 
