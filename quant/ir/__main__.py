@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from .bundle import FORMAT, FORMAT_VERSION, read_bundle
+from .bundle import FORMAT, FORMAT_VERSION, LIMIT_VARIABLE, MAX_ARRAY_BYTES, read_bundle
 from .errors import ModelError
 from .requantize import MultiplyShift, Requantize, Thresholds
 
@@ -47,8 +47,8 @@ def _parameter_rows(model):
     return rows
 
 
-def _info(path):
-    model, manifest, version = read_bundle(path)
+def _info(path, max_bytes):
+    model, manifest, version = read_bundle(path, max_bytes=max_bytes)
     lines = [f"file: {path}",
              f"format: {FORMAT} version {version}"
              + ("" if version == FORMAT_VERSION else f" (upgraded to {FORMAT_VERSION} on load)"),
@@ -77,15 +77,26 @@ def _info(path):
     print("\n".join(lines))
 
 
-def _check(path):
-    read_bundle(path)
+def _check(path, max_bytes):
+    read_bundle(path, max_bytes=max_bytes)
     print("ok")
+
+
+def _byte_count(text):
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"must be a non-negative number of bytes, not {text!r}")
+    return int(text)
 
 
 def _parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback of an error instead of one line")
+    common.add_argument("--max-bytes", type=_byte_count, default=argparse.SUPPRESS,
+                        metavar="N",
+                        help=f"refuse a file whose arrays total more than N bytes, before "
+                             f"decompressing them (default {MAX_ARRAY_BYTES}, or the "
+                             f"environment variable {LIMIT_VARIABLE})")
     parser = argparse.ArgumentParser(
         prog="python -m quant.ir", parents=[common],
         description="Inspect and validate qaccel integer-model files (.qnn: a zip of a JSON "
@@ -110,8 +121,8 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     run = {"info": _info, "check": _check}[args.command]
     try:
-        run(args.file)
-    except (ModelError, OSError) as error:
+        run(args.file, getattr(args, "max_bytes", None))
+    except (ModelError, OSError, ValueError) as error:
         if getattr(args, "debug", False):
             raise
         if isinstance(error, OSError) and not isinstance(error, ModelError):

@@ -13,9 +13,15 @@ a loaded file must agree with it, which catches a file edited inconsistently.
 Loading treats the file as untrusted input: every malformed, truncated,
 corrupted or oversized file gives one :class:`ModelError` whose message starts
 with the file name and names the operator and field, never an exception from
-deep inside zipfile, json or numpy. Sizes are checked from the zip headers
-before anything is decompressed, and each read is bounded, so a zip bomb costs
-nothing. Arrays are parsed from their .npy header without ever unpickling.
+deep inside zipfile, json or numpy. Only a regular file is opened (a device
+would never end, a named pipe would block). Sizes are checked from the zip
+headers and from the manifest before any array is decompressed: the arrays
+together may hold at most ``MAX_ARRAY_BYTES`` (256 MiB, far above what fits on
+any supported board), a limit that ``max_bytes=``, ``python -m quant.ir check
+--max-bytes`` or the environment variable ``QACCEL_MAX_MODEL_BYTES`` raises.
+Each array entry belongs to one operator field and is read once, in chunks
+into its final buffer, so loading a model peaks at about twice the size of its
+arrays. Arrays are parsed from their .npy header without ever unpickling.
 
 Versions: ``FORMAT_VERSION`` is what this code writes. A file of an older
 version is upgraded on load by the functions in ``MIGRATIONS`` (``n`` ->
@@ -23,10 +29,10 @@ version is upgraded on load by the functions in ``MIGRATIONS`` (``n`` ->
 request to upgrade qaccel.
 """
 
-import io
 import json
 import math
 import os
+import stat
 import struct
 import tempfile
 import zipfile
@@ -41,7 +47,8 @@ from .model import IntegerModel
 from .operator import OPERATOR_TYPES
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MIGRATIONS", "save_model", "load_model", "read_bundle",
-           "MAX_ENTRIES", "MAX_MANIFEST_BYTES", "MAX_TOTAL_BYTES"]
+           "MAX_ENTRIES", "MAX_MANIFEST_BYTES", "MAX_ARRAY_BYTES", "MAX_JSON_DEPTH",
+           "LIMIT_VARIABLE"]
 
 FORMAT = "qaccel-integer-model"
 FORMAT_VERSION = 1
@@ -53,10 +60,15 @@ FORMAT_VERSION = 1
 MIGRATIONS = {}
 
 # Limits far above any real model; they turn a hostile or corrupted file into
-# an error before it allocates memory.
+# an error before it allocates memory. MAX_ARRAY_BYTES is the default for the
+# arrays' total size as the manifest declares it (the ZCU104, the largest
+# supported board, has under 5 MB of on-chip memory); the environment variable
+# LIMIT_VARIABLE or ``max_bytes=`` overrides it for one model.
 MAX_ENTRIES = 10_000
 MAX_MANIFEST_BYTES = 16 << 20
-MAX_TOTAL_BYTES = 2 << 30
+MAX_ARRAY_BYTES = 256 << 20
+MAX_JSON_DEPTH = 64
+LIMIT_VARIABLE = "QACCEL_MAX_MODEL_BYTES"
 
 MANIFEST_NAME = "manifest.json"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -70,6 +82,13 @@ _DATA_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.err
                 NotImplementedError, RuntimeError, UnicodeError, MemoryError, AttributeError,
                 ZeroDivisionError, SyntaxError)
 _MAX_PROBLEM = 400
+# Room for an entry's .npy header (numpy writes 128 bytes; version 2 allows more).
+_NPY_HEADER_ROOM = 65536 + 16
+# Arrays are decompressed this many bytes at a time into their final buffer.
+_READ_CHUNK = 4 << 20
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"),
+               (stat.S_ISSOCK, "a socket"))
 
 
 class _FileError(Exception):
@@ -165,9 +184,11 @@ def save_model(model, path):
             with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                 archive.writestr(MANIFEST_NAME, manifest_bytes)
                 for file, array in files.items():
-                    buffer = io.BytesIO()
-                    np.save(buffer, array, allow_pickle=False)
-                    archive.writestr(file, buffer.getvalue())
+                    # Streamed: numpy writes into the entry in chunks, so saving
+                    # never holds a second copy of a large array.
+                    large = array.nbytes + _NPY_HEADER_ROOM >= zipfile.ZIP64_LIMIT
+                    with archive.open(file, "w", force_zip64=large) as entry:
+                        np.save(entry, array, allow_pickle=False)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, _file_mode(path))
@@ -203,7 +224,7 @@ def _check_entries(archive):
     if len(infos) > MAX_ENTRIES:
         raise _FileError("file", "zip", f"has {len(infos)} entries, more than the limit "
                                         f"{MAX_ENTRIES}")
-    entries, total = {}, 0
+    entries = {}
     for info in infos:
         if info.filename in entries:
             raise _FileError("file", info.filename, "appears twice in the zip archive")
@@ -213,11 +234,10 @@ def _check_entries(archive):
             raise _FileError("file", info.filename,
                              f"uses zip compression method {info.compress_type}; only stored "
                              "and deflated entries are supported")
-        total += info.file_size
         entries[info.filename] = info
-    if total > MAX_TOTAL_BYTES:
-        raise _FileError("file", "zip", f"unpacks to {total} bytes, more than the limit "
-                                        f"{MAX_TOTAL_BYTES} (a damaged file or a zip bomb)")
+    # Sizes are checked where an entry is read (the manifest against its limit,
+    # each array against its description, all before decompressing); an entry
+    # that nothing refers to is never read, whatever its size.
     return entries
 
 
@@ -275,12 +295,33 @@ def _op_where(entry, index):
         return f"ops[{index}]"
 
 
+def _json_depth(value):
+    """Nesting depth of parsed JSON (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((v, depth) for v in (value.values() if isinstance(value, dict)
+                                               else value))
+    return deepest
+
+
 def _parse_manifest(data):
+    too_deep = _FileError("file", MANIFEST_NAME, f"is JSON nested too deeply (more than "
+                                                 f"{MAX_JSON_DEPTH} levels of arrays and objects)")
     try:
         text = data.decode("utf-8")
         manifest = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-    except (UnicodeError, ValueError, RecursionError) as error:
+    except RecursionError:
+        # Python's parser recurses once per level and gives up near 1000.
+        raise too_deep from None
+    except (UnicodeError, ValueError) as error:
         raise _FileError("file", MANIFEST_NAME, f"is not valid JSON ({_describe(error)})") from None
+    # Code that walks the manifest later (metadata, migrations) may recurse.
+    if _json_depth(manifest) > MAX_JSON_DEPTH:
+        raise too_deep
     if not isinstance(manifest, dict):
         raise _FileError("file", MANIFEST_NAME,
                          f"must hold a JSON object, not {type(manifest).__name__}")
@@ -342,14 +383,45 @@ def _require_shape(value, where, field):
 
 
 class _ArrayReader:
-    """Reads the .npy entries that op manifests describe, within a total budget."""
+    """Reads the .npy entries that the op manifests describe.
 
-    def __init__(self, archive, entries):
+    Every description is checked first, from the manifest and the zip headers
+    alone: the arrays must total at most the limit, and no entry may serve two
+    fields (a file naming one entry many times would otherwise be read, and
+    held, many times). A file that would be refused is refused before any array
+    is decompressed, and each entry is read once.
+    """
+
+    def __init__(self, archive, entries, ops, max_bytes):
         self._archive = archive
         self._entries = entries
-        self._budget = MAX_TOTAL_BYTES
+        self._planned = {}
+        owners, total, largest = {}, 0, None
+        for index, entry in enumerate(ops):
+            if not isinstance(entry, dict) or not isinstance(entry.get("arrays"), dict):
+                continue  # _build_op reports it, in operator order
+            where = _op_where(entry, index)
+            for field, description in entry["arrays"].items():
+                plan = self._describe(description, where, field)
+                file, size = plan[0], plan[-1]
+                if file in owners:
+                    first_where, first_field = owners[file]
+                    raise _FileError(where, field, f"{file} is also {first_where}'s {first_field}; "
+                                                   "every array file belongs to one operator field")
+                owners[file] = (where, field)
+                self._planned[index, field] = plan
+                total += size
+                if largest is None or size > largest[2]:
+                    largest = (where, field, size)
+        if total > max_bytes:
+            where, field, size = largest
+            raise _FileError(where, field, f"is {size} bytes; the arrays total {total} bytes, "
+                                           f"more than the limit {max_bytes} bytes (raise it with "
+                                           f"max_bytes=, --max-bytes or {LIMIT_VARIABLE} if the "
+                                           "model is real)")
 
-    def read(self, description, where, field):
+    def _describe(self, description, where, field):
+        """(file, zip info, dtype, shape, data bytes) of a valid array description."""
         if not isinstance(description, dict):
             raise _FileError(where, field, "array description must be an object with file, "
                                            f"dtype and shape, not {description!r}")
@@ -362,26 +434,26 @@ class _ArrayReader:
                                            f"not {dtype_name!r}")
         shape = _require_shape(description.get("shape"), where, field)
         info = self._entries.get(file)
-        if info is None:
+        if info is None or file == MANIFEST_NAME:
             raise _FileError(where, field, f"array file {file} is missing from the archive")
         dtype = np.dtype(dtype_name)
         expected = math.prod(shape) * dtype.itemsize
-        if expected > self._budget:
-            raise _FileError(where, field, f"arrays total more than the limit {MAX_TOTAL_BYTES} "
-                                           "bytes")
         # The header is small; anything beyond header + data is a damaged file.
-        if info.file_size > expected + 65536 + 16:
+        if info.file_size > expected + _NPY_HEADER_ROOM:
             raise _FileError(where, field, f"{file} is {info.file_size} bytes, too large for "
                                            f"shape {list(shape)} of {dtype_name}")
+        return file, info, dtype, shape, expected
+
+    def read(self, index, field, where):
+        """The array of field ``field`` of operator ``index`` (described in __init__)."""
+        file, info, dtype, shape, expected = self._planned[index, field]
         try:
             with self._archive.open(info) as stream:
-                array = self._parse(stream, file, shape, dtype, expected, where, field)
+                return self._parse(stream, file, shape, dtype, expected, where, field)
         except _FileError:
             raise
         except _DATA_ERRORS as error:
             raise _FileError(where, field, f"{file} is corrupted ({_describe(error)})") from None
-        self._budget -= expected
-        return array
 
     @staticmethod
     def _parse(stream, file, shape, dtype, expected, where, field):
@@ -412,12 +484,20 @@ class _ArrayReader:
         if tuple(file_shape) != shape:
             raise _FileError(where, field, f"{file} has shape {list(file_shape)}, but the "
                                            f"manifest says {list(shape)}")
-        data = stream.read(expected + 1)
-        if len(data) != expected:
-            found = f"{expected}+" if len(data) > expected else str(len(data))
+        # Decompressed in chunks straight into the array: one copy of the data.
+        array = np.empty(math.prod(shape), dtype=file_dtype)
+        raw = array.view(np.uint8)
+        filled = 0
+        while filled < expected:
+            chunk = stream.read(min(_READ_CHUNK, expected - filled))
+            if not chunk:
+                break
+            raw[filled:filled + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+            filled += len(chunk)
+        if filled != expected or stream.read(1):
+            found = f"{expected}+" if filled == expected else str(filled)
             raise _FileError(where, field, f"{file} holds {found} bytes of data; shape "
                                            f"{list(shape)} of {dtype.name} needs {expected}")
-        array = np.frombuffer(data, dtype=file_dtype)
         if file_dtype.kind == "b" and array.size and array.view(np.uint8).max() > 1:
             raise _FileError(where, field, f"{file} holds a bool byte that is neither 0 nor 1")
         return array.reshape(shape, order="F" if fortran_order else "C")
@@ -435,8 +515,7 @@ def _build_op(entry, index, reader):
     descriptions = entry.get("arrays", {})
     if not isinstance(descriptions, dict):
         raise _FileError(where, "arrays", f"must be an object, not {descriptions!r}")
-    arrays = {key: reader.read(description, where, key)
-              for key, description in descriptions.items()}
+    arrays = {key: reader.read(index, key, where) for key in descriptions}
     fields = {key: value for key, value in entry.items() if key != "arrays"}
     cls = OPERATOR_TYPES[op_type]
     try:
@@ -480,8 +559,61 @@ def _check_tensors(model, tensors):
                                               f"infers {expected}")
 
 
-def read_bundle(path):
+def _array_limit(max_bytes):
+    """The arrays' size limit: ``max_bytes``, else the environment's, else the default."""
+    if max_bytes is None:
+        text = os.environ.get(LIMIT_VARIABLE, "").strip()
+        if not text:
+            return MAX_ARRAY_BYTES
+        if not text.isdigit():
+            raise ValueError(f"{LIMIT_VARIABLE} must be a non-negative number of bytes, not "
+                             f"{text!r}")
+        return int(text)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
+        raise TypeError(f"The array size limit must be an integer, not {max_bytes!r}")
+    if max_bytes < 0:
+        raise ValueError(f"The array size limit must be a non-negative integer, not {max_bytes}")
+    return max_bytes
+
+
+def _not_regular(mode):
+    """Why a file of this mode is not read, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+    return f"is {kind}, not a regular file; give the path of a model file (.qnn)"
+
+
+def _open_regular(path):
+    """Open ``path`` for reading only if it is a regular file.
+
+    A device never ends (/dev/zero) and a named pipe blocks until a writer comes,
+    so both are refused from ``os.stat`` before opening; the open itself does not
+    block (O_NONBLOCK), and the opened file is checked again, in case the path
+    was replaced in between.
+    """
+    why = _not_regular(os.stat(path).st_mode)
+    if why is None:
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        descriptor = os.open(path, flags)
+        why = _not_regular(os.fstat(descriptor).st_mode)
+        if why is None:
+            return os.fdopen(descriptor, "rb")
+        os.close(descriptor)
+    raise _file_model_error(path, "file", "path", why)
+
+
+def read_bundle(path, *, max_bytes=None):
     """Load a model file and also return its manifest (as migrated) and original version.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A regular file; anything else (a directory, a device, a pipe) is refused.
+    max_bytes : int, optional
+        Largest total size of the arrays, as the manifest declares them; a
+        larger file is refused before any array is decompressed. By default
+        ``MAX_ARRAY_BYTES``, or the environment variable ``QACCEL_MAX_MODEL_BYTES``.
 
     Returns
     -------
@@ -494,18 +626,21 @@ def read_bundle(path):
         For any invalid content; the message starts with the file name.
     OSError
         When the file cannot be opened or read at all (missing, permissions).
+    ValueError
+        For a negative ``max_bytes`` or a malformed ``QACCEL_MAX_MODEL_BYTES``.
     """
     path = os.fspath(path)
-    with open(path, "rb") as stream:
+    max_bytes = _array_limit(max_bytes)
+    with _open_regular(path) as stream:
         try:
-            return _read(stream)
+            return _read(stream, max_bytes)
         except _FileError as error:
             raise _file_model_error(path, error.where, error.field, error.problem) from None
         except ModelError as error:
             raise _file_model_error(path, error.where, error.field, error.problem) from None
 
 
-def _read(stream):
+def _read(stream, max_bytes):
     archive = _open_archive(stream)
     with archive:
         entries = _check_entries(archive)
@@ -523,7 +658,7 @@ def _read(stream):
         ops = manifest["ops"]
         if not isinstance(ops, list) or not ops:
             raise _FileError("manifest", "ops", "must be a non-empty list of operators")
-        reader = _ArrayReader(archive, entries)
+        reader = _ArrayReader(archive, entries, ops, max_bytes)
         built = [_build_op(entry, index, reader) for index, entry in enumerate(ops)]
     try:
         model = IntegerModel(built, manifest["outputs"], name=manifest["name"],
@@ -536,12 +671,14 @@ def _read(stream):
     return model, manifest, version
 
 
-def load_model(path):
+def load_model(path, *, max_bytes=None):
     """Read an integer model written by :func:`save_model`, validating everything.
 
     Parameters
     ----------
     path : str or os.PathLike
+    max_bytes : int, optional
+        Largest total size of the model's arrays (see :func:`read_bundle`).
 
     Returns
     -------
@@ -552,9 +689,10 @@ def load_model(path):
     ModelError
         For a file that is not a valid model file: not a zip, truncated or
         corrupted, a bad or missing manifest, a newer format version, missing
-        or malformed arrays, or an inconsistent model. Exactly one error; its
+        or malformed arrays, arrays above the size limit, an inconsistent
+        model, or a path that is not a regular file. Exactly one error; its
         message starts with the file name and names the operator and field.
     OSError
         When the file cannot be opened or read at all.
     """
-    return read_bundle(path)[0]
+    return read_bundle(path, max_bytes=max_bytes)[0]

@@ -79,7 +79,8 @@ def require_int_array(value, where, field, *, ndim=None, shape=None, lo=None, hi
             raise ModelError(where, field, f"holds {array.min()}, below the smallest allowed value {lo}")
         if hi is not None and array.max() > hi:
             raise ModelError(where, field, f"holds {array.max()}, above the largest allowed value {hi}")
-    array = array.astype(dtype, copy=True)
+    # C order: views of it (weight rows, tiles) then never copy.
+    array = array.astype(dtype, order="C", copy=True)
     array.setflags(write=False)
     return array
 

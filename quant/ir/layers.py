@@ -61,7 +61,7 @@ class _WeightedLayer(Operator):
 
     def accumulator_bounds(self, input_type):
         """Exact per-channel (lo, hi) accumulator range for this input type."""
-        return accumulator_bounds(self.weight_matrix(), input_type.min_value,
+        return accumulator_bounds(self._weights, input_type.min_value,
                                   input_type.max_value, self._bias, where=self.name)
 
     def _accumulator_type(self, input_type, shape):

@@ -36,13 +36,50 @@ def product_bounds(weight_lo, weight_hi, act_lo, act_hi):
     return min(corners), max(corners)
 
 
+# Weights are decoded to int64 this many at a time, so that sizing a layer costs
+# a few MB whatever its size.
+_TILE = 1 << 18
+
+
+def _signed_sums(weights):
+    """Per output channel, the sum of the positive and of the negative weight values.
+
+    Exact in int64: a sum of at most MAX_ELEMENTS (2^28) values of at most 2^30.
+    ``weights`` is an (out_channels, fan_in) integer array or a weight object
+    (decoded tile by tile through its ``matrix_values``).
+    """
+    if hasattr(weights, "matrix_values"):
+        rows, columns = weights.shape[0], int(np.prod(weights.shape[1:]))
+        tile = weights.matrix_values
+    else:
+        matrix = np.asarray(weights)
+        if matrix.ndim != 2:
+            raise ValueError(f"Weight values must be a 2-D array, not shape {matrix.shape}")
+        rows, columns = matrix.shape
+
+        def tile(r, c):
+            return matrix[r, c].astype(np.int64)
+    positive = np.zeros(rows, dtype=np.int64)
+    negative = np.zeros(rows, dtype=np.int64)
+    column_step = max(1, min(columns, _TILE))
+    row_step = max(1, _TILE // column_step)
+    for r in range(0, rows, row_step):
+        for c in range(0, columns, column_step):
+            values = tile(slice(r, r + row_step), slice(c, c + column_step))
+            positive[r:r + row_step] += np.maximum(values, 0).sum(axis=1)
+            negative[r:r + row_step] += np.minimum(values, 0).sum(axis=1)
+    return positive, negative
+
+
 def accumulator_bounds(weight_values, act_lo, act_hi, bias=None, *, where="layer"):
     """Exact per-channel accumulator range for known weights.
 
     Parameters
     ----------
-    weight_values : array of int, shape (out_channels, fan_in)
-        Decoded integer weight values, one row per output channel.
+    weight_values : array of int, shape (out_channels, fan_in), or weights
+        Decoded integer weight values, one row per output channel, or a weight
+        object of :mod:`quant.ir.weights` (decoded a tile at a time, so that a
+        large layer is never copied whole).
     act_lo, act_hi : int
         The range of every input activation. Zero padding is covered, because
         every activation range here contains 0.
@@ -51,26 +88,26 @@ def accumulator_bounds(weight_values, act_lo, act_hi, bias=None, *, where="layer
     Returns
     -------
     (lo, hi) : two int64 arrays of shape (out_channels,)
+
+    Since w * a is monotonic in a, a channel's smallest accumulator takes
+    ``act_lo`` on its positive weights and ``act_hi`` on its negative ones (and
+    the reverse for the largest), so only two sums per channel are needed.
     """
-    weights = np.asarray(weight_values, dtype=np.int64)
     act_lo, act_hi = int(act_lo), int(act_hi)
-    low_products = np.minimum(weights * act_lo, weights * act_hi)
-    high_products = np.maximum(weights * act_lo, weights * act_hi)
-    # Guard int64 before summing exactly: a float estimate of the largest sum
-    # tells whether the exact sum could wrap.
-    magnitude = np.abs(weights).astype(np.float64).sum(axis=1) * max(abs(act_lo), abs(act_hi))
-    if bias is not None:
-        magnitude = magnitude + np.abs(np.asarray(bias, dtype=np.float64))
-    if magnitude.size and magnitude.max() >= 2.0 ** (MAX_ACCUMULATOR_BITS - 1):
-        raise ModelError(where, "weights",
-                         f"the accumulator would need more than {MAX_ACCUMULATOR_BITS} bits; "
-                         "reduce the fan-in, the weight width or the activation width")
-    lo = low_products.sum(axis=1)
-    hi = high_products.sum(axis=1)
-    if bias is not None:
-        lo = lo + bias
-        hi = hi + bias
-    return lo, hi
+    positive, negative = _signed_sums(weight_values)
+    biases = [0] * len(positive) if bias is None else [int(b) for b in np.asarray(bias)]
+    limit = 1 << (MAX_ACCUMULATOR_BITS - 1)
+    largest = max(abs(act_lo), abs(act_hi))
+    lo, hi = [], []
+    # In Python integers: the products of the sums and the activations may pass int64.
+    for p, n, b in zip(positive.tolist(), negative.tolist(), biases):
+        if (p - n) * largest + abs(b) >= limit:
+            raise ModelError(where, "weights",
+                             f"the accumulator would need more than {MAX_ACCUMULATOR_BITS} bits; "
+                             "reduce the fan-in, the weight width or the activation width")
+        lo.append(act_lo * p + act_hi * n + b)
+        hi.append(act_hi * p + act_lo * n + b)
+    return np.array(lo, dtype=np.int64), np.array(hi, dtype=np.int64)
 
 
 def accumulator_width(weight_values, act_lo, act_hi, bias=None, *, where="layer"):

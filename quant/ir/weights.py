@@ -39,7 +39,10 @@ class UniformWeights:
     def __init__(self, codes, bits, *, where="weights"):
         self._bits = require_int(bits, where, "weights.bits", lo=2, hi=MAX_WEIGHT_BITS)
         limit = (1 << (self._bits - 1)) - 1
-        self._codes = require_int_array(codes, where, "weights.codes", lo=-limit, hi=limit)
+        # Stored in the narrowest dtype (as in the file): int64 codes would make
+        # a large layer eight times its size in memory.
+        self._codes = require_int_array(codes, where, "weights.codes", lo=-limit, hi=limit,
+                                        dtype=np.int8 if self._bits <= 8 else np.int16)
         if self._codes.ndim == 0:
             raise ModelError(where, "weights.codes", "must be an array, not a scalar")
 
@@ -49,6 +52,7 @@ class UniformWeights:
 
     @property
     def codes(self):
+        """The codes, int8 (up to 8 bits) or int16."""
         return self._codes
 
     @property
@@ -56,7 +60,11 @@ class UniformWeights:
         return self._codes.shape
 
     def values(self):
-        return self._codes
+        return self._codes.astype(np.int64)
+
+    def matrix_values(self, rows, columns):
+        """``values()`` as (out_channels, fan_in), sliced by ``rows`` and ``columns``."""
+        return _matrix(self._codes)[rows, columns].astype(np.int64)
 
     def value_bounds(self):
         limit = (1 << (self._bits - 1)) - 1
@@ -170,8 +178,17 @@ class PotWeights:
         return self._sign.shape
 
     def values(self):
-        magnitude = np.left_shift(np.int64(1), self._exponent.astype(np.int64))
-        return np.where(self._zero, 0, self._sign.astype(np.int64) * magnitude)
+        return self._decode(self._sign, self._exponent, self._zero)
+
+    def matrix_values(self, rows, columns):
+        """``values()`` as (out_channels, fan_in), sliced by ``rows`` and ``columns``."""
+        return self._decode(*(_matrix(a)[rows, columns]
+                              for a in (self._sign, self._exponent, self._zero)))
+
+    @staticmethod
+    def _decode(sign, exponent, zero):
+        magnitude = np.left_shift(np.int64(1), exponent.astype(np.int64))
+        return np.where(zero, 0, sign.astype(np.int64) * magnitude)
 
     def value_bounds(self):
         return -(1 << self._range_negative[1]), 1 << self._range_positive[1]
@@ -262,6 +279,14 @@ class CodebookWeights:
         rows = np.arange(indices.shape[0]).reshape((-1,) + (1,) * (indices.ndim - 1))
         return self._codebook[rows, indices]
 
+    def matrix_values(self, rows, columns):
+        """``values()`` as (out_channels, fan_in), sliced by ``rows`` and ``columns``."""
+        indices = _matrix(self._indices)[rows, columns].astype(np.int64)
+        if not self.per_channel:
+            return self._codebook[indices]
+        channels = np.arange(self._indices.shape[0])[rows]
+        return self._codebook[channels[:, None], indices]
+
     def value_bounds(self):
         return int(self._codebook.min()), int(self._codebook.max())
 
@@ -273,6 +298,11 @@ class CodebookWeights:
     def from_manifest(cls, fields, arrays, where):
         return cls(_get(arrays, "indices", where), _get(arrays, "codebook", where),
                    _get(fields, "bits", where), where=where)
+
+
+def _matrix(array):
+    """(out_channels, fan_in) view of a weight-shaped array (no copy: it is contiguous)."""
+    return array.reshape(array.shape[0], -1)
 
 
 WEIGHT_KINDS = {cls.kind: cls for cls in (UniformWeights, PotWeights, CodebookWeights)}

@@ -140,7 +140,7 @@ def test_manifest_layout(tmp_path):
     conv1 = manifest["ops"][1]
     assert conv1["type"] == "conv2d"
     assert conv1["arrays"]["weights.codes"] == {
-        "file": "arrays/conv1/weights.codes.npy", "dtype": "int64", "shape": [4, 2, 3, 3]}
+        "file": "arrays/conv1/weights.codes.npy", "dtype": "int8", "shape": [4, 2, 3, 3]}
     assert manifest["tensors"]["pool1"] == {"shape": [4, 4, 4], "bits": 4, "signed": False}
     described = {d["file"] for op in manifest["ops"] for d in op["arrays"].values()}
     assert names == described | {"manifest.json"}

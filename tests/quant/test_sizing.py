@@ -231,3 +231,36 @@ def test_worst_case_width_matches_brute_force(case, act_bits, act_signed, fan_in
 def test_worst_case_width_refuses_empty_fan_in():
     with pytest.raises(ValueError, match="Fan-in must be a positive integer, not 0"):
         worst_case_accumulator_width(-7, 7, 4, False, 0)
+
+
+# -- cost ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["uniform", "pot", "codebook"])
+def test_bounds_of_a_large_layer_cost_a_few_megabytes(kind):
+    """2^24 weights: sized tile by tile, never as an int64 copy with its temporaries."""
+    import tracemalloc
+    rng = np.random.default_rng(5)
+    shape = (4, 1 << 22)
+    if kind == "uniform":
+        weights = UniformWeights(rng.integers(-127, 128, shape, dtype=np.int8), 8)
+    elif kind == "pot":
+        weights = PotWeights(np.where(rng.integers(0, 2, shape, dtype=np.int8) > 0, 1, -1)
+                             .astype(np.int8), rng.integers(0, 4, shape, dtype=np.int8),
+                             np.zeros(shape, bool), 4, (0, 3))
+    else:
+        weights = CodebookWeights(rng.integers(0, 4, shape, dtype=np.uint8),
+                                  [[-3, 0, 1, 5], [2, 2, 2, 2], [-1, -1, 0, 0], [7, 0, 0, 1]], 2)
+    layer = Linear("l", "x", weights)
+    x = Input("x", (shape[1],), 4, True).type
+    tracemalloc.start()
+    try:
+        lo, hi = layer.accumulator_bounds(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak   # the int64 copy alone would be 128 MiB
+    values = weights.values()      # the slow way, for the expected bounds
+    positive = np.where(values > 0, values, 0).sum(axis=1)
+    negative = np.where(values < 0, values, 0).sum(axis=1)
+    assert lo.tolist() == (-8 * positive + 7 * negative).tolist()
+    assert hi.tolist() == (7 * positive - 8 * negative).tolist()
