@@ -5,6 +5,13 @@ arithmetic on whole batches (``(N, *shape)`` arrays, int64 results). The
 hardware must match :func:`run_reference` bit for bit on every tensor, and its
 arg-max must match :func:`classify`.
 
+Exactness. int64 is enough because the integer model refuses any tensor type
+it cannot hold (at most 64 bits signed or 63 unsigned, ``TensorType``), any
+accumulator wider than 48 bits, and any multiply-shift whose product passes 63
+bits; every intermediate value here is bounded by one of those. The tests
+check this against an evaluation in unbounded Python integers on models at
+every one of these limits.
+
 Speed. Convolutions are lowered to im2col (a strided view, copied in batch
 chunks of at most ``_CHUNK_ELEMENTS`` elements so memory stays bounded) and one
 integer ``einsum`` per chunk over all groups at once. NumPy has no BLAS for
