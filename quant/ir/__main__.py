@@ -122,7 +122,7 @@ def main(argv=None):
     run = {"info": _info, "check": _check}[args.command]
     try:
         run(args.file, getattr(args, "max_bytes", None))
-    except (ModelError, OSError, ValueError) as error:
+    except (ModelError, OSError) as error:
         if getattr(args, "debug", False):
             raise
         if isinstance(error, OSError) and not isinstance(error, ModelError):

@@ -566,8 +566,9 @@ def _array_limit(max_bytes):
         if not text:
             return MAX_ARRAY_BYTES
         if not text.isdigit():
-            raise ValueError(f"{LIMIT_VARIABLE} must be a non-negative number of bytes, not "
-                             f"{text!r}")
+            # A ModelError, so that every command that loads models reports it in one line.
+            raise ModelError("environment", LIMIT_VARIABLE,
+                             f"must be a non-negative number of bytes, not {text!r}")
         return int(text)
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
         raise TypeError(f"The array size limit must be an integer, not {max_bytes!r}")
@@ -623,11 +624,12 @@ def read_bundle(path, *, max_bytes=None):
     Raises
     ------
     ModelError
-        For any invalid content; the message starts with the file name.
+        For any invalid content; the message starts with the file name. Also
+        for a malformed ``QACCEL_MAX_MODEL_BYTES``.
     OSError
         When the file cannot be opened or read at all (missing, permissions).
     ValueError
-        For a negative ``max_bytes`` or a malformed ``QACCEL_MAX_MODEL_BYTES``.
+        For a negative ``max_bytes``.
     """
     path = os.fspath(path)
     max_bytes = _array_limit(max_bytes)

@@ -170,8 +170,8 @@ def test_a_bad_limit_is_refused(tmp_path, monkeypatch, value):
     path = tmp_path / "m.qnn"
     save_model(small_model(), path)
     monkeypatch.setenv("QACCEL_MAX_MODEL_BYTES", value)
-    with pytest.raises(ValueError, match=r"^QACCEL_MAX_MODEL_BYTES must be a non-negative "
-                                         rf"number of bytes, not '{value}'$"):
+    with pytest.raises(ModelError, match=r"^environment: QACCEL_MAX_MODEL_BYTES: must be a "
+                                         rf"non-negative number of bytes, not '{value}'$"):
         load_model(path)
     with pytest.raises(ValueError, match=r"^The array size limit must be a non-negative "
                                          r"integer, not -5$"):
