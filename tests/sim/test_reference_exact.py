@@ -264,3 +264,13 @@ def test_random_extreme_chains(seed):
         model = IntegerModel(ops[:-1])
     assert max(t.bits for t in model.types.values()) >= 62
     assert_exact(model, extreme_inputs(model, seed))
+
+
+@pytest.mark.parametrize("topology", ["mlp", "cnn", "residual", "grouped"])
+@pytest.mark.parametrize("kind", ["uniform", "pot", "codebook"])
+def test_random_models_at_their_extreme_inputs(topology, kind):
+    from quant.ir.generate import random_model
+    model = random_model(21, topology, weight_kind=kind, requantize="mixed",
+                         signed_activations=kind == "pot", input_signed=kind == "codebook",
+                         sparsity=0.25)
+    assert_exact(model, extreme_inputs(model, 21, count=1))
