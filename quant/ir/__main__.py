@@ -12,6 +12,7 @@ import numpy as np
 from .bundle import FORMAT, FORMAT_VERSION, LIMIT_VARIABLE, MAX_ARRAY_BYTES, read_bundle
 from .errors import ModelError
 from .requantize import MultiplyShift, Requantize, Thresholds
+from .sizing import weight_tiles
 
 __all__ = ["main"]
 
@@ -23,7 +24,7 @@ def _parameter_rows(model):
         weights = getattr(op, "weights", None)
         if weights is not None:
             count = int(np.prod(weights.shape))
-            nonzero = int(np.count_nonzero(weights.values()))
+            nonzero = sum(int(np.count_nonzero(tile)) for _, tile in weight_tiles(weights))
             kind = f"{weights.kind} w{weights.bits}"
             if weights.kind == "codebook":
                 kind += " per-channel" if weights.per_channel else " per-layer"

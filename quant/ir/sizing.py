@@ -20,7 +20,7 @@ from .errors import ModelError
 from .tensor import signed_width
 
 __all__ = ["accumulator_bounds", "accumulator_width", "worst_case_accumulator_width",
-           "product_bounds", "activation_bounds"]
+           "product_bounds", "activation_bounds", "weight_tiles"]
 
 
 def activation_bounds(bits, signed):
@@ -41,12 +41,13 @@ def product_bounds(weight_lo, weight_hi, act_lo, act_hi):
 _TILE = 1 << 18
 
 
-def _signed_sums(weights):
-    """Per output channel, the sum of the positive and of the negative weight values.
+def weight_tiles(weights):
+    """Decoded weight values, tile by tile: ``(rows, values)`` pairs.
 
-    Exact in int64: a sum of at most MAX_ELEMENTS (2^28) values of at most 2^30.
-    ``weights`` is an (out_channels, fan_in) integer array or a weight object
-    (decoded tile by tile through its ``matrix_values``).
+    ``weights`` is an (out_channels, fan_in) integer array or a weight object of
+    :mod:`quant.ir.weights` (decoded through its ``matrix_values``); ``values``
+    is an int64 tile of at most about ``_TILE`` elements of the rows ``rows``
+    (a slice), so that walking a layer costs a few MB whatever its size.
     """
     if hasattr(weights, "matrix_values"):
         rows, columns = weights.shape[0], int(np.prod(weights.shape[1:]))
@@ -59,15 +60,24 @@ def _signed_sums(weights):
 
         def tile(r, c):
             return matrix[r, c].astype(np.int64)
-    positive = np.zeros(rows, dtype=np.int64)
-    negative = np.zeros(rows, dtype=np.int64)
     column_step = max(1, min(columns, _TILE))
     row_step = max(1, _TILE // column_step)
     for r in range(0, rows, row_step):
         for c in range(0, columns, column_step):
-            values = tile(slice(r, r + row_step), slice(c, c + column_step))
-            positive[r:r + row_step] += np.maximum(values, 0).sum(axis=1)
-            negative[r:r + row_step] += np.minimum(values, 0).sum(axis=1)
+            yield slice(r, r + row_step), tile(slice(r, r + row_step), slice(c, c + column_step))
+
+
+def _signed_sums(weights):
+    """Per output channel, the sum of the positive and of the negative weight values.
+
+    Exact in int64: a sum of at most MAX_ELEMENTS (2^28) values of at most 2^30.
+    """
+    rows = weights.shape[0] if hasattr(weights, "matrix_values") else len(np.asarray(weights))
+    positive = np.zeros(rows, dtype=np.int64)
+    negative = np.zeros(rows, dtype=np.int64)
+    for channels, values in weight_tiles(weights):
+        positive[channels] += np.maximum(values, 0).sum(axis=1)
+        negative[channels] += np.minimum(values, 0).sum(axis=1)
     return positive, negative
 
 
