@@ -329,6 +329,10 @@ def test_cli_info(saved, capsys):
         assert kind in out
     # conv1 4*2*9 + conv2 4*2*9 + conv3 3*4 + fc 5*3 weights
     assert f"weights: {72 + 72 + 12 + 15}" in out
+    model = load_model(saved)
+    nonzero = sum(int(np.count_nonzero(op.weights.values())) for op in model.ops
+                  if hasattr(op, "weights"))
+    assert f"({nonzero} non-zero" in out
     assert "dataset" in out
 
 
