@@ -38,6 +38,7 @@ from quant.ir.weights import CodebookWeights
 
 from .layouts import value_shape
 from .schedule import compile_schedule, schedule_length
+from .window import window_cycles
 
 __all__ = ["StreamFormat", "LayerPlan", "PipelinePlan", "plan_pipeline", "mvu_matrix"]
 
@@ -478,8 +479,18 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
                                                             balance=balance, mask=mask)
                 return lengths[pe, simd]
 
-            def cost(pe, simd, vectors=vectors, fan_in=fan_in, length_of=length_of):
-                return vectors * max(length_of(pe, simd), fan_in // simd)
+            def window(simd, length, op=op, fmt=in_fmt):
+                """Cycles per image of the sliding window feeding the unit (none for a
+                linear layer): it waits for a free input bank, and the unit for it."""
+                if not isinstance(op, Conv2d):
+                    return 0
+                return window_cycles(fmt.height, fmt.width, fmt.channels // simd, op.kernel,
+                                     op.stride, op.padding, "kernel", length)
+
+            def cost(pe, simd, vectors=vectors, fan_in=fan_in, length_of=length_of,
+                     window=window):
+                length = length_of(pe, simd)
+                return max(vectors * max(length, fan_in // simd), window(simd, length))
 
             if callable(folding):
                 pe, simd = folding(op, allowed_foldings(op, in_fmt), cost)
@@ -549,7 +560,7 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
                 layer.memory_bits += rows * W * in_fmt.channels * in_fmt.bits
                 layer.memories.append(("ram", rows * W * in_fmt.channels // simd,
                                        simd * in_fmt.bits, 1))
-                layer.cycles = max(layer.cycles, H * W * in_fmt.channels // simd)
+                layer.cycles = max(layer.cycles, window(simd, length))
             mvu = blocks.add(f"{op.name}_mvu", lambda: MatrixVectorUnit(
                 schedule, op.weights, in_fmt.bits, in_fmt.signed, value_shape(t.bits, True),
                 hard_multiplier=hard))
@@ -614,8 +625,8 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
             blocks.connect(source, (swu, "i"))
             blocks.connect((swu, "o") if swu is not None else None, (red, "i"))
             _, OH, OW = t.shape
-            layer.cycles = max(in_fmt.words, OH * OW * op.kernel[0] * op.kernel[1]
-                               * in_fmt.words_per_pixel)
+            layer.cycles = window_cycles(in_fmt.height, in_fmt.width, in_fmt.words_per_pixel,
+                                         op.kernel, op.stride, op.padding, "channel")
             rows = min(op.kernel[0] + op.stride[0], in_fmt.height)
             layer.memory_bits = rows * in_fmt.width * in_fmt.channels * in_fmt.bits
             layer.memories.append(("ram", rows * in_fmt.width * in_fmt.words_per_pixel,

@@ -1,13 +1,17 @@
 """Sliding-window unit: a line buffer that turns a pixel stream into window vectors."""
 
+from bisect import bisect_left
+from functools import lru_cache
+
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+import numpy as np
 
 from .checks import require_int, require_pair, require_shape
 from .layouts import word_layout
 
-__all__ = ["SlidingWindow", "WINDOW_ORDERS"]
+__all__ = ["SlidingWindow", "WINDOW_ORDERS", "window_cycles"]
 
 #: ``"kernel"``: per output pixel, words in (ky, kx, word) order -- one im2col column,
 #: what a matrix-vector unit reads. ``"channel"``: (word, ky, kx) -- each word's
@@ -26,6 +30,116 @@ def _times(value, constant):
     for term in terms[1:]:
         total = total + term
     return total
+
+
+def _out_size(size, k, s, p):
+    return (size + 2 * p - k) // s + 1
+
+
+@lru_cache(maxsize=4096)
+def window_cycles(height, width, words_per_pixel, kernel, stride, padding, order="kernel",
+                  vector_cycles=None):
+    """Cycles per image of a :class:`SlidingWindow` in steady state, exactly.
+
+    The unit is neither as fast as its reader (``out_h * out_w * kh * kw * words``
+    words per image) nor as fast as its writer (``height * width * words``): its
+    line buffer holds :attr:`SlidingWindow.rows` rows, so at the end of an image
+    the writer can fill only the rows the last output row does not hold, and the
+    reader waits on the first output row of the next image for the rest (a 5x1
+    kernel at stride 2 on 11x11x3: 415 cycles where the reader needs 360 and the
+    writer 363); when the buffer holds the whole image (``kh + sh >= height``)
+    writing and reading take turns.
+
+    ``vector_cycles=None``: the output is always ready (a pooling reducer).
+    Otherwise the consumer is a :class:`~accel.stream.mvu.MatrixVectorUnit`:
+    each output pixel's window (one vector) goes into one of two banks, which
+    stays full from the vector's last word until ``vector_cycles`` (the
+    schedule length) cycles of computing it are issued and two more pass. A
+    reader held up by full banks at the end of an image starts the next image
+    later still (a 5x1 kernel at stride 2 on 11x11x3 with a 15-entry schedule:
+    426 cycles).
+
+    This follows the units' own counters, one output pixel at a time: reading
+    word ``j`` waits for its input word to be written (row start plus column,
+    one cycle later) and for the previous word to leave the output register;
+    the last word of an output row waits for the rows it releases (the whole
+    image at its last row); a row's first write waits for a free row (released
+    by an earlier output row) -- a max-plus recurrence, periodic from the
+    second image on (the tests compare it with the hardware cycle for cycle).
+    Kernel, stride and padding are (rows, columns).
+    """
+    H, W, F = height, width, words_per_pixel
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
+    R = min(kh + sh, H)
+    row_words = W * F
+    V = kh * kw * F                   # words per output pixel
+    # One output pixel's words as (ky, kx, f), with their index in the reading order.
+    ky = np.arange(kh)[:, None, None]
+    kx = np.arange(kw)[None, :, None]
+    f = np.arange(F)[None, None, :]
+    index = np.broadcast_to(((ky * kw + kx) * F + f if order == "kernel"
+                             else (f * kh + ky) * kw + kx), (kh, kw, F))
+    # Word ``index`` of an output pixel leaves the output register at least one
+    # cycle after it is written (row start + column + 1), and the pixel's last
+    # word V - 1 - index cycles later: per output column and kernel row, the
+    # latest such offset from the row start (None where all of it is padding).
+    late = []
+    for ox in range(OW):
+        ix = np.broadcast_to(ox * sw - pw + kx, (kh, kw, F))
+        offset = ix * F + f + 1 + V - index
+        inside = (ix >= 0) & (ix < W)
+        late.append([int(offset[y][inside[y]].max()) if inside[y].any() else None
+                     for y in range(kh)])
+
+    starts = []                       # cycle each input row (over all images) starts
+    released, released_at = [], []    # rows released so far, at the end of each output row
+    image_ends = []                   # cycle of the last read of each image
+
+    def start(row):
+        while len(starts) <= row:
+            g = len(starts)
+            cycle = starts[-1] + row_words if starts else 0
+            if g - R + 1 > 0:         # a free row: released by an earlier output row
+                cycle = max(cycle, released_at[bisect_left(released, g - R + 1)] + 1)
+            if g % H == 0 and g // H >= 2:   # at most one image ahead of the reader
+                cycle = max(cycle, image_ends[g // H - 2] + 1)
+            starts.append(cycle)
+        return starts[row]
+
+    sent = 0                          # cycle the previous word left the output register
+    issues = []                       # cycle the consumer starts each vector
+    images = 6
+    for image in range(images):
+        first = image * H
+        for oy in range(OH):
+            top = oy * sh - ph
+            for ox in range(OW):
+                # The last word leaves V - 1 cycles after the first, which is read
+                # once the register is free and leaves once a bank is free...
+                leave = sent + 1
+                if vector_cycles is not None and len(issues) >= 2:
+                    leave = max(leave, issues[-2] + vector_cycles + 1)
+                leave += V - 1
+                # ... and after every word's input word is written.
+                for y in range(kh):
+                    if late[ox][y] is not None and 0 <= top + y < H:
+                        leave = max(leave, start(first + top + y) + late[ox][y])
+                if ox == OW - 1:
+                    # The row's last read waits for the rows above the next window.
+                    below = min(max(top + sh, 0), H) if oy < OH - 1 else H
+                    if below > 0:
+                        leave = max(leave, start(first + below - 1) + row_words + 1)
+                    released.append(first + below)
+                    released_at.append(leave - 1)
+                if vector_cycles is not None:
+                    issues.append(max(leave + 1, issues[-1] + vector_cycles if issues else 0))
+                sent = leave
+        image_ends.append(sent - 1)
+    ends = image_ends if vector_cycles is None else issues[OH * OW - 1::OH * OW]
+    # Periodic from the second image on, with a period of one or two images.
+    return -(-(ends[-1] - ends[1]) // (images - 2))
+
 
 class SlidingWindow(wiring.Component):
     """Line buffer producing every ``kernel`` window of a feature map, with zero padding.
@@ -125,6 +239,13 @@ class SlidingWindow(wiring.Component):
     @property
     def memory_bits(self):
         return self.rows * self._width * self._channels * self._shape.width
+
+    @property
+    def cycles(self):
+        """Cycles per image in steady state at full input and output rate
+        (:func:`window_cycles`)."""
+        return window_cycles(self._height, self._width, self.words_per_pixel, self._kernel,
+                             self._stride, self._padding, self._order)
 
     @property
     def input_words(self):
