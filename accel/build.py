@@ -30,12 +30,14 @@ def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
     target_cycles : int, optional
         Cycles per image each weighted layer must meet with the fewest multiply units.
     budget : int, optional
-        Multiply units in total; the folding minimises the interval within it
-        (default :data:`accel.folding.DEFAULT_BUDGET` when neither is given).
+        Multiply units of the layers without an override; the folding minimises
+        the interval within it (default :data:`accel.folding.DEFAULT_BUDGET`
+        when neither is given).
     folding : dict, optional
-        ``{layer name: (pe, simd)}`` overriding the choice for single layers. PE
-        must divide the layer's output channels; SIMD its input channels (per
-        group) for a convolution, its fan-in for a linear layer.
+        ``{layer name: (pe, simd)}`` overriding the choice for single layers,
+        outside any budget (an override of every layer needs none). PE must
+        divide the layer's output channels; SIMD its input channels (per group)
+        for a convolution, its fan-in for a linear layer.
     logits : bool
         Also output the logits.
     skip_zeros : bool
@@ -111,7 +113,8 @@ def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
         pass
     elif target_cycles is not None:
         policy["target_cycles"] = target_cycles
-    else:
+    elif budget is not None or set(chosen) - set(folding or ()):
+        # No budget applies when the overrides cover every layer.
         from .folding import DEFAULT_BUDGET
         policy["budget"] = budget if budget is not None else DEFAULT_BUDGET
     if folding:

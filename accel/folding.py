@@ -13,8 +13,10 @@ Policies:
 * ``target_cycles``: each layer gets the fewest multiply units (``pe * simd``)
   that meet the target (ties: fewer cycles). A layer that cannot meet it even
   fully unrolled is an error naming the layer.
-* ``budget`` (multiply units in total): the smallest target whose foldings fit
-  the budget (binary search over the target).
+* ``budget`` (multiply units of the layers the search chooses): the smallest
+  target whose foldings fit the budget (binary search over the target).
+  Overridden layers are not charged: their units are the user's choice, so an
+  override of every layer needs no budget.
 * neither: ``budget=DEFAULT_BUDGET``.
 * ``device`` (:func:`fit_folding`): the smallest target whose foldings fit the
   device by :func:`accel.device.estimate` (binary search over the target, like
@@ -75,7 +77,8 @@ class _TargetPolicy:
         self.target = target
         self.overrides = overrides
         self.strict = strict
-        self.lanes = 0
+        self.lanes = 0               # multiply units of the layers without an override
+        self.searched = []
         self.feasible = True
         self.chosen = {}
 
@@ -98,7 +101,10 @@ class _TargetPolicy:
                         f"fastest (pe={fastest[0]}, simd={fastest[1]}) takes {cost(*fastest)}")
                 self.feasible = False
                 choice = fastest
-        self.lanes += choice[0] * choice[1]
+        if op.name not in self.overrides:
+            # The budget is for what the search chooses; overrides are the user's own.
+            self.lanes += choice[0] * choice[1]
+            self.searched.append(op.name)
         self.chosen[op.name] = choice
         return choice
 
@@ -133,8 +139,8 @@ def choose_folding(model, *, target_cycles=None, budget=None, folding=None, skip
     Raises
     ------
     ValueError
-        An unreachable target, a budget too small for the overrides and one
-        unit per layer, or a bad override -- each naming the layer.
+        An unreachable target, a budget below one unit per layer without an
+        override, or a bad override -- each naming the layer.
     """
     overrides = _check_overrides(model, folding)
     cache = {}
@@ -159,10 +165,13 @@ def choose_folding(model, *, target_cycles=None, budget=None, folding=None, skip
         plan_pipeline(model, policy, skip_zeros=skip_zeros, cache=cache, **shape)
         return policy.feasible and policy.lanes <= budget, policy.chosen
 
-    ok, chosen = fits(high)
-    if not ok:
-        raise ValueError(f"Budget of {budget} multiply units is too small: the slowest folding "
-                         f"needs {sum(p * s for p, s in chosen.values())}")
+    policy = _TargetPolicy(high, overrides, strict=False)
+    plan_pipeline(model, policy, skip_zeros=skip_zeros, cache=cache, **shape)
+    if policy.lanes > budget:
+        which = (f" for the layers without an override: {', '.join(policy.searched)} need"
+                 if overrides else ": the slowest folding needs")
+        raise ValueError(f"Budget of {budget} multiply units is too small{which} at least "
+                         f"{policy.lanes}")
     while low < high:
         middle = (low + high) // 2
         ok, _ = fits(middle)
