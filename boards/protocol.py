@@ -58,21 +58,30 @@ hunts for the magic byte again. A frame whose length exceeds the largest
 payload the board accepts gives ``ERROR BAD_LENGTH`` at once; the board then
 drops bytes until the line has been idle for the timeout (the rest of that
 frame). A complete frame is checked in this order: CRC (``BAD_CRC``), type
-(``UNKNOWN_TYPE``), length for that type (``BAD_LENGTH``). A byte lost because
-the board's receive buffer was full gives ``OVERRUN``. Errors carry the seq
+(``UNKNOWN_TYPE``), length for that type (``BAD_LENGTH``). Bytes lost because
+the board's receive buffer was full (the host sent while the board was busy
+replying) give ``OVERRUN`` for the frame they belonged to; the board then drops
+bytes until the line has been idle for the timeout, as after ``BAD_LENGTH``, so
+frames sent back to back with the damaged one get no reply. Bytes lost between
+frames give no error (the host sees no reply and retries). Errors carry the seq
 and type received (which may themselves be corrupted). The host allows one
 request in flight and treats a missing reply as a timeout of its own.
 
+The board times the line as the bytes arrive, before its receive buffer: an
+idle line and lost bytes are queued with the bytes as :data:`GAP` and
+:data:`LOST` marks, so a parser held up by a busy reply side reaches exactly
+the same decisions later.
+
 :class:`FrameParser` is an executable model of the board's parser: feed it
-bytes and :data:`GAP` (an idle line longer than the timeout) and it yields the
-same events, in the same order, as the HDL.
+bytes, :data:`GAP` (an idle line longer than the timeout) and :data:`LOST`
+(bytes lost here) and it yields the same events, in the same order, as the HDL.
 """
 
 from dataclasses import dataclass
 import struct
 
 __all__ = [
-    "MAGIC", "HEADER_BYTES", "CRC_BYTES", "VERSION", "GAP",
+    "MAGIC", "HEADER_BYTES", "CRC_BYTES", "VERSION", "GAP", "LOST",
     "IMAGE", "INFO", "SELFTEST", "RESULT", "INFO_REPLY", "SELFTEST_REPLY", "ERROR",
     "BAD_CRC", "BAD_LENGTH", "UNKNOWN_TYPE", "TIMEOUT", "OVERRUN", "ERROR_NAMES", "TYPE_NAMES",
     "ProtocolError", "crc16", "encode_frame", "Frame", "ParseError", "FrameParser",
@@ -94,8 +103,22 @@ TYPE_NAMES = {IMAGE: "IMAGE", INFO: "INFO", SELFTEST: "SELFTEST", RESULT: "RESUL
 ERROR_NAMES = {BAD_CRC: "bad CRC", BAD_LENGTH: "bad length", UNKNOWN_TYPE: "unknown frame type",
                TIMEOUT: "timeout in the middle of a frame", OVERRUN: "receive buffer overrun"}
 
+
+class _Mark:
+    """A mark in a byte sequence: a unique object (no byte equals it) that prints its name."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __repr__(self):
+        return f"protocol.{self._name}"
+
+
 # In a byte sequence given to FrameParser: the line was idle for longer than the timeout.
 GAP = None
+# In a byte sequence given to FrameParser: one or more bytes were lost here (the
+# board's receive buffer was full).
+LOST = _Mark("LOST")
 
 _CRC_TABLE = []
 for _byte in range(256):
@@ -185,8 +208,9 @@ class FrameParser:
         return self._state in ("header", "payload", "crc")
 
     def feed(self, data):
-        """Feed bytes (an iterable of ints; :data:`GAP` for an idle line); return the
-        events, a list of :class:`Frame` and :class:`ParseError`."""
+        """Feed bytes (an iterable of ints; :data:`GAP` for an idle line, :data:`LOST`
+        where bytes were lost); return the events, a list of :class:`Frame` and
+        :class:`ParseError`."""
         events = []
         for item in data:
             event = self._step(item)
@@ -203,6 +227,12 @@ class FrameParser:
         if byte is GAP:
             event = self._error(TIMEOUT) if self.in_frame else None
             self._reset()
+            return event
+        if byte is LOST:
+            # The rest of the frame cannot be trusted: drop it, up to an idle line.
+            event = self._error(OVERRUN) if self.in_frame else None
+            self._reset()
+            self._state = "discard"
             return event
         if self._state == "hunt":
             if byte == MAGIC:

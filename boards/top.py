@@ -8,7 +8,7 @@ and a button, and leaves the ``sync`` domain to the platform's default clock.
 
 Data path::
 
-    rx -> UARTReceiver -> FIFO -> FrameParser --events--> control --replies--> Responder -> UARTTransmitter -> tx
+    rx -> Receiver (UART, GAP/LOST marks, FIFO) -> FrameParser --events--> control --replies--> Responder -> UARTTransmitter -> tx
                                         \\--payload--> accelerator.i      ^
                         self-test ROM ---------------/   accelerator.o --> router (tag FIFO: host seq or self-test)
 
@@ -27,7 +27,7 @@ from amaranth.utils import ceil_log2
 
 from . import protocol
 from .accelerator import AcceleratorInfo, class_member, input_lanes, output_fields
-from .link import FrameParser, Responder, UARTReceiver, UARTTransmitter
+from .link import FrameParser, Receiver, Responder, UARTTransmitter
 from .link.layouts import reply_layout
 
 __all__ = ["BoardCore", "BoardTop", "LED_NAMES", "build_core", "core_around"]
@@ -137,21 +137,19 @@ class BoardCore(wiring.Component):
         m.submodules.accel = accel = self._accelerator
 
         # Host link.
-        m.submodules.uart_rx = uart_rx = UARTReceiver(self._divisor)
-        m.submodules.rx_fifo = rx_fifo = SyncFIFOBuffered(width=8, depth=32)
-        m.submodules.parser = parser = FrameParser(protocol.request_lengths(info.pixels), self._timeout)
+        # The receiver times the line and marks lost bytes (OVERRUN) as they happen, so
+        # the parser decides the same however long the replies hold it up.
+        m.submodules.receiver = receiver = Receiver(self._divisor, self._timeout, depth=32)
+        m.submodules.parser = parser = FrameParser(protocol.request_lengths(info.pixels))
         reply_bytes = max(len(self._board_info.encode()), 1 + info.classes * info.logit_bytes, 2)
         reply = reply_layout(reply_bytes)
         m.submodules.responder = responder = Responder(2, reply_bytes)
         m.submodules.uart_tx = uart_tx = UARTTransmitter(self._divisor)
         m.d.comb += [
-            uart_rx.rx.eq(self.rx),
-            rx_fifo.w_data.eq(uart_rx.o.payload), rx_fifo.w_en.eq(uart_rx.o.valid),
-            uart_rx.o.ready.eq(rx_fifo.w_rdy),
-            parser.i.payload.eq(rx_fifo.r_data), parser.i.valid.eq(rx_fifo.r_rdy),
-            rx_fifo.r_en.eq(parser.i.ready),
+            receiver.rx.eq(self.rx),
             self.tx.eq(uart_tx.tx),
         ]
+        wiring.connect(m, receiver.o, parser.i)
         wiring.connect(m, responder.o, uart_tx.i)
 
         # Which request each image in flight answers: bit 8 = self-test, 0-7 = seq.

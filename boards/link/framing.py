@@ -7,7 +7,7 @@ from amaranth.utils import ceil_log2
 
 from .. import protocol
 from .crc import CRC_INIT, crc16_step
-from .layouts import FrameHeader, ParseEvent
+from .layouts import FrameHeader, ParseEvent, RxItem, RxKind
 
 __all__ = ["FrameParser", "FrameBuilder"]
 
@@ -20,29 +20,32 @@ class FrameParser(wiring.Component):
     accepted frame's payload then follows on ``payload`` (``length`` bytes, from
     the buffer), so the consumer only ever sees verified data.
 
+    The parser keeps no time of its own: an idle line and lost bytes come in
+    with the bytes, as GAP and LOST items that :class:`boards.link.Receiver`
+    made when they happened on the line. So its decisions depend only on the
+    items, never on how long the consumer of ``o`` held it up, and the model
+    (fed the same bytes and marks) predicts them exactly.
+
     Parameters
     ----------
     lengths : dict of int to int
         Accepted frame types and the payload length each must have.
-    timeout : int
-        Cycles without a byte after which a frame in progress is abandoned
-        (``TIMEOUT``), and after which discarding ends.
 
     Members
     -------
-    i : In(stream.Signature(8))
-        Bytes from the UART (through a FIFO: the parser stalls while it reports).
+    i : In(stream.Signature(RxItem))
+        Bytes and marks from the receiver (the parser stalls while it reports).
     o : Out(stream.Signature(ParseEvent))
         One event per frame.
     payload : Out(stream.Signature(8))
         The payload of each accepted frame, after its event.
     """
 
-    i: In(stream.Signature(8))
+    i: In(stream.Signature(RxItem))
     o: Out(stream.Signature(ParseEvent))
     payload: Out(stream.Signature(8))
 
-    def __init__(self, lengths, timeout):
+    def __init__(self, lengths):
         if not isinstance(lengths, dict) or not lengths:
             raise TypeError(f"Lengths must be a non-empty dict of frame type to length, not {lengths!r}")
         for typ, length in lengths.items():
@@ -50,20 +53,13 @@ class FrameParser(wiring.Component):
                 raise ValueError(f"Frame type must be a byte, not {typ!r}")
             if not isinstance(length, int) or not 0 <= length <= 0xFFFF:
                 raise ValueError(f"Payload length must be an integer in 0..65535, not {length!r}")
-        if not isinstance(timeout, int) or timeout < 2:
-            raise ValueError(f"Timeout must be an integer of at least 2 cycles, not {timeout!r}")
         self._lengths = dict(lengths)
-        self._timeout = timeout
         self._max_length = max(self._lengths.values())
         super().__init__()
 
     @property
     def lengths(self):
         return dict(self._lengths)
-
-    @property
-    def timeout(self):
-        return self._timeout
 
     @property
     def max_length(self):
@@ -83,21 +79,24 @@ class FrameParser(wiring.Component):
         length = Signal(16)
         count = Signal(16)
         crc = Signal(16, init=CRC_INIT)
-        idle = Signal(range(self._timeout + 1))
         code = Signal(8)
         discard = Signal()
         rejected = Signal()
 
-        byte = self.i.payload
-        take = self.i.valid & self.i.ready
-        crc_next = crc16_step(crc, byte)
-        timed_out = idle == self._timeout
-
-        # The idle timer: cycles since the last byte (saturating).
-        with m.If(take):
-            m.d.sync += idle.eq(0)
-        with m.Elif(~timed_out):
-            m.d.sync += idle.eq(idle + 1)
+        item = self.i.payload
+        byte = item.data
+        taken = Signal()
+        is_byte = Signal()
+        gap = Signal()
+        lost = Signal()
+        m.d.comb += [
+            taken.eq(self.i.valid & self.i.ready),
+            is_byte.eq(taken & (item.kind == RxKind.BYTE)),
+            gap.eq(taken & (item.kind == RxKind.GAP)),
+            lost.eq(taken & (item.kind == RxKind.LOST)),
+        ]
+        crc_next = Signal(16)
+        m.d.comb += crc_next.eq(crc16_step(crc, byte))
 
         type_known = Const(0)
         length_ok = Const(0)
@@ -120,87 +119,84 @@ class FrameParser(wiring.Component):
             m.d.sync += [code.eq(error_code), rejected.eq(1), discard.eq(then_discard)]
             m.next = "REPORT"
 
+        def in_frame(state, on_byte):
+            """A state inside a frame: it takes one byte; an idle line ends the frame
+            (TIMEOUT), lost bytes spoil it (OVERRUN, then drop the rest)."""
+            with m.State(state):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(is_byte):
+                    on_byte()
+                with m.Elif(gap):
+                    fail(protocol.TIMEOUT)
+                with m.Elif(lost):
+                    fail(protocol.OVERRUN, then_discard=True)
+
+        def on_type():
+            m.d.sync += [typ.eq(byte), crc.eq(crc_next)]
+            m.next = "SEQ"
+
+        def on_seq():
+            m.d.sync += [seq.eq(byte), crc.eq(crc_next)]
+            m.next = "LEN0"
+
+        def on_len0():
+            m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
+            m.next = "LEN1"
+
+        def on_len1():
+            full_length = Cat(length[:8], byte)
+            m.d.sync += [length[8:].eq(byte), crc.eq(crc_next)]
+            with m.If(full_length > self._max_length):
+                fail(protocol.BAD_LENGTH, then_discard=True)
+            with m.Elif(full_length == 0):
+                m.next = "CRC0"
+            with m.Else():
+                m.next = "PAYLOAD"
+
+        def on_payload():
+            m.d.comb += wr.en.eq(1)
+            m.d.sync += [count.eq(count + 1), crc.eq(crc_next)]
+            with m.If(count == length - 1):
+                m.next = "CRC0"
+
+        def on_crc0():
+            m.d.sync += crc.eq(crc_next)
+            m.next = "CRC1"
+
+        def on_crc1():
+            with m.If(crc_next != 0):
+                fail(protocol.BAD_CRC)
+            with m.Elif(~type_known):
+                fail(protocol.UNKNOWN_TYPE)
+            with m.Elif(~length_ok):
+                fail(protocol.BAD_LENGTH)
+            with m.Else():
+                m.next = "REPORT"
+
         with m.FSM():
             with m.State("HUNT"):
                 m.d.comb += self.i.ready.eq(1)
-                with m.If(take & (byte == protocol.MAGIC)):
+                with m.If(is_byte & (byte == protocol.MAGIC)):
                     m.d.sync += [crc.eq(CRC_INIT), typ.eq(0), seq.eq(0), length.eq(0),
                                  count.eq(0), rejected.eq(0), discard.eq(0)]
                     m.next = "TYPE"
+                with m.Elif(lost):
+                    # The lost bytes may have started a frame: drop its rest.
+                    m.next = "DISCARD"
 
-            # Inside a frame: every state takes one byte or times out.
-            with m.State("TYPE"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(take):
-                    m.d.sync += [typ.eq(byte), crc.eq(crc_next)]
-                    m.next = "SEQ"
-                with m.Elif(timed_out):
-                    fail(protocol.TIMEOUT)
-            with m.State("SEQ"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(take):
-                    m.d.sync += [seq.eq(byte), crc.eq(crc_next)]
-                    m.next = "LEN0"
-                with m.Elif(timed_out):
-                    fail(protocol.TIMEOUT)
-            with m.State("LEN0"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(take):
-                    m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
-                    m.next = "LEN1"
-                with m.Elif(timed_out):
-                    fail(protocol.TIMEOUT)
-            with m.State("LEN1"):
-                m.d.comb += self.i.ready.eq(1)
-                full_length = Cat(length[:8], byte)
-                with m.If(take):
-                    m.d.sync += [length[8:].eq(byte), crc.eq(crc_next)]
-                    with m.If(full_length > self._max_length):
-                        fail(protocol.BAD_LENGTH, then_discard=True)
-                    with m.Elif(full_length == 0):
-                        m.next = "CRC0"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-                with m.Elif(timed_out):
-                    fail(protocol.TIMEOUT)
-            with m.State("PAYLOAD"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(take):
-                    m.d.comb += wr.en.eq(1)
-                    m.d.sync += [count.eq(count + 1), crc.eq(crc_next)]
-                    with m.If(count == length - 1):
-                        m.next = "CRC0"
-                with m.Elif(timed_out):
-                    fail(protocol.TIMEOUT)
-            with m.State("CRC0"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(take):
-                    m.d.sync += crc.eq(crc_next)
-                    m.next = "CRC1"
-                with m.Elif(timed_out):
-                    fail(protocol.TIMEOUT)
-            with m.State("CRC1"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(take):
-                    with m.If(crc_next != 0):
-                        fail(protocol.BAD_CRC)
-                    with m.Elif(~type_known):
-                        fail(protocol.UNKNOWN_TYPE)
-                    with m.Elif(~length_ok):
-                        fail(protocol.BAD_LENGTH)
-                    with m.Else():
-                        m.next = "REPORT"
-                with m.Elif(timed_out):
-                    fail(protocol.TIMEOUT)
+            in_frame("TYPE", on_type)
+            in_frame("SEQ", on_seq)
+            in_frame("LEN0", on_len0)
+            in_frame("LEN1", on_len1)
+            in_frame("PAYLOAD", on_payload)
+            in_frame("CRC0", on_crc0)
+            in_frame("CRC1", on_crc1)
 
             with m.State("REPORT"):
                 m.d.comb += [self.o.valid.eq(1), rd.addr.eq(0)]
                 with m.If(self.o.ready):
                     m.d.sync += count.eq(0)
                     with m.If(discard):
-                        # Bytes may have queued up while the event waited: count
-                        # the idle time from here.
-                        m.d.sync += idle.eq(0)
                         m.next = "DISCARD"
                     with m.Elif(~rejected & (length != 0)):
                         m.next = "SEND"
@@ -216,9 +212,9 @@ class FrameParser(wiring.Component):
                     with m.If(last):
                         m.next = "HUNT"
             with m.State("DISCARD"):
-                # Drop the rest of an over-long frame: until the line is idle.
+                # Drop the rest of a frame that cannot be trusted: up to an idle line.
                 m.d.comb += self.i.ready.eq(1)
-                with m.If(~take & timed_out):
+                with m.If(gap):
                     m.next = "HUNT"
         return m
 

@@ -6,13 +6,14 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-__all__ = ["UARTReceiver", "UARTTransmitter", "baud_divisor", "MIN_DIVISOR"]
+__all__ = ["UARTReceiver", "UARTTransmitter", "baud_divisor", "check_divisor", "MIN_DIVISOR"]
 
 # Below this the receiver cannot find the middle of a bit reliably.
 MIN_DIVISOR = 4
 
 
-def _check_divisor(divisor):
+def check_divisor(divisor):
+    """``divisor`` (clock cycles per bit), or the error that says what is wrong with it."""
     if not isinstance(divisor, int) or isinstance(divisor, bool):
         raise TypeError(f"Baud divisor must be an integer, not {divisor!r}")
     if divisor < MIN_DIVISOR:
@@ -58,15 +59,19 @@ class UARTReceiver(wiring.Component):
         Received bytes.
     overrun, framing_error : Out(1)
         One-cycle pulses.
+    busy : Out(1)
+        Receiving a byte (from its start bit to its stop bit) or waiting for the
+        line to return high after a framing error: the line is not idle.
     """
 
     rx: In(1, init=1)
     o: Out(stream.Signature(8))
     overrun: Out(1)
     framing_error: Out(1)
+    busy: Out(1)
 
     def __init__(self, divisor):
-        self._divisor = _check_divisor(divisor)
+        self._divisor = check_divisor(divisor)
         super().__init__()
 
     @property
@@ -85,7 +90,8 @@ class UARTReceiver(wiring.Component):
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
-        with m.FSM():
+        with m.FSM() as fsm:
+            m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
             with m.State("IDLE"):
                 with m.If(~rx):
                     m.d.sync += timer.eq(self._divisor // 2 - 1)
@@ -138,7 +144,7 @@ class UARTTransmitter(wiring.Component):
     tx: Out(1)
 
     def __init__(self, divisor):
-        self._divisor = _check_divisor(divisor)
+        self._divisor = check_divisor(divisor)
         super().__init__()
 
     @property

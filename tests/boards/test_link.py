@@ -6,9 +6,9 @@ import random
 import pytest
 
 from boards import protocol
-from boards.link import (FrameBuilder, FrameParser, Responder, UARTReceiver, UARTTransmitter,
-                         baud_divisor, crc16_step)
-from boards.link.layouts import FrameHeader, ParseEvent, reply_layout
+from boards.link import (FrameBuilder, FrameParser, Receiver, Responder, UARTReceiver,
+                         UARTTransmitter, baud_divisor, crc16_step)
+from boards.link.layouts import FrameHeader, ParseEvent, RxItem, RxKind, reply_layout
 from sim.simulation import Simulation
 
 from amaranth.hdl import Module, Signal
@@ -115,7 +115,6 @@ def test_uart_loopback(divisors):
 # --- The frame parser, bit-exact against protocol.FrameParser ------------------------------
 
 LENGTHS = {protocol.IMAGE: 12, protocol.INFO: 0, protocol.SELFTEST: 0}
-TIMEOUT = 40
 
 
 def corrupted_stream(seed, frames=12):
@@ -150,60 +149,100 @@ def corrupted_stream(seed, frames=12):
     return out
 
 
-def run_parser(stream, seed, backend="pysim"):
-    dut = FrameParser(LENGTHS, TIMEOUT)
+def with_losses(stream, seed):
+    """``stream`` with some bytes replaced by LOST marks (inside and between frames)."""
     rng = random.Random(seed)
-    events = []
+    return [protocol.LOST if item is not protocol.GAP and rng.random() < 0.03 else item
+            for item in stream]
+
+
+def item_bits(item):
+    kind = (RxKind.GAP if item is protocol.GAP else RxKind.LOST if item is protocol.LOST
+            else RxKind.BYTE)
+    return RxItem.const({"kind": kind, "data": 0 if kind != RxKind.BYTE else item}).as_bits()
+
+
+class EventCollector:
+    """Takes events and payload bytes from a parser's ``o`` and ``payload`` under
+    random stalls (some of them long) and rebuilds the model's events."""
+
+    def __init__(self, parser_o, parser_payload, rng, long_stalls=0.0, stall_max=600):
+        self._o, self._payload = parser_o, parser_payload
+        self._rng = rng
+        self._long = long_stalls
+        self._stall_max = stall_max
+        self.events = []
+        self._pending = None
+        self._stall = 0
+
+    async def step(self, ctx, flush=False):
+        """One cycle; with ``flush`` no stalls. True while something is on offer."""
+        rng = self._rng
+        if self._stall:
+            self._stall -= 1
+        elif not flush and rng.random() < self._long:
+            self._stall = rng.randrange(50, self._stall_max)
+        stalled = bool(self._stall) and not flush
+        ctx.set(self._o.ready, int(not stalled and (flush or rng.random() < 0.7)))
+        ctx.set(self._payload.ready, int(flush or rng.random() < 0.7))
+        o_valid, o_ready = ctx.get(self._o.valid), ctx.get(self._o.ready)
+        p_valid, p_ready = ctx.get(self._payload.valid), ctx.get(self._payload.ready)
+        if o_valid and o_ready:
+            ev = ParseEvent.from_bits(ctx.get(self._o.payload))
+            if ev.error:
+                self.events.append(protocol.ParseError(ev.code, ev.type, ev.seq))
+            elif ev.length:
+                self._pending = [ev.type, ev.seq, ev.length, bytearray()]
+            else:
+                self.events.append(protocol.Frame(ev.type, ev.seq, b""))
+        if p_valid and p_ready:
+            assert self._pending is not None, "payload byte without an accepted frame"
+            self._pending[3].append(ctx.get(self._payload.payload))
+            if len(self._pending[3]) == self._pending[2]:
+                self.events.append(protocol.Frame(*self._pending[:2], bytes(self._pending[3])))
+                self._pending = None
+        await ctx.tick()
+        return bool(o_valid or p_valid)
+
+    def check_done(self):
+        assert self._pending is None
+
+
+def run_parser(stream, seed, backend="pysim"):
+    """The HDL parser fed ``stream`` (bytes, GAP and LOST items) under random stalls
+    on both sides."""
+    dut = FrameParser(LENGTHS)
+    rng = random.Random(seed)
+    collector = EventCollector(dut.o, dut.payload, rng, long_stalls=0.01)
     done = []
 
     async def drive(ctx):
         for item in stream:
-            if item is protocol.GAP:
-                await ctx.tick().repeat(TIMEOUT + 5)
-                continue
-            ctx.set(dut.i.payload, item)
+            ctx.set(dut.i.payload, item_bits(item))
             ctx.set(dut.i.valid, 1)
             await ctx.tick().until(dut.i.ready)
             ctx.set(dut.i.valid, 0)
             if rng.random() < 0.3:
                 await ctx.tick().repeat(rng.randrange(1, 6))
-        await ctx.tick().repeat(TIMEOUT * 2)
         done.append(True)
 
     async def collect(ctx):
-        pending = None
-        while not done:
-            ctx.set(dut.o.ready, int(rng.random() < 0.7))
-            ctx.set(dut.payload.ready, int(rng.random() < 0.7))
-            o_valid, o_ready = ctx.get(dut.o.valid), ctx.get(dut.o.ready)
-            p_valid, p_ready = ctx.get(dut.payload.valid), ctx.get(dut.payload.ready)
-            if o_valid and o_ready:
-                ev = ParseEvent.from_bits(ctx.get(dut.o.payload))
-                if ev.error:
-                    events.append(protocol.ParseError(ev.code, ev.type, ev.seq))
-                elif ev.length:
-                    pending = [ev.type, ev.seq, ev.length, bytearray()]
-                else:
-                    events.append(protocol.Frame(ev.type, ev.seq, b""))
-            if p_valid and p_ready:
-                assert pending is not None, "payload byte without an accepted frame"
-                pending[3].append(ctx.get(dut.payload.payload))
-                if len(pending[3]) == pending[2]:
-                    events.append(protocol.Frame(pending[0], pending[1], bytes(pending[3])))
-                    pending = None
-            await ctx.tick()
-        assert pending is None
+        quiet = 0
+        while quiet < 20:
+            offered = await collector.step(ctx, flush=bool(done))
+            quiet = 0 if offered or not done else quiet + 1
+        collector.check_done()
 
     sim = Simulation(dut, backend=backend)
     sim.add_testbench(drive)
-    sim.add_testbench(collect, background=True)
+    sim.add_testbench(collect)
     sim.run()
-    return events
+    return collector.events
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_parser_matches_model(seed):
-    stream = corrupted_stream(seed)
+    stream = with_losses(corrupted_stream(seed), seed)
     expected = protocol.FrameParser(LENGTHS).feed(stream)
     assert any(isinstance(e, protocol.ParseError) for e in expected)
     assert run_parser(stream, seed) == expected
@@ -213,31 +252,169 @@ def test_parser_error_kinds():
     good = protocol.encode_frame(protocol.IMAGE, 1, bytes(12))
     bad_crc = bytearray(good)
     bad_crc[-2] ^= 0x10
+    info = list(protocol.encode_frame(protocol.INFO, 7))
     stream = (list(good) + list(bad_crc) + list(protocol.encode_frame(0x09, 3))
               + list(protocol.encode_frame(protocol.INFO, 4, b"x"))
               + list(good[:7]) + [protocol.GAP]
               + list(protocol.encode_frame(protocol.IMAGE, 6, bytes(40))) + [protocol.GAP]
-              + list(protocol.encode_frame(protocol.INFO, 7)))
+              + info
+              # Lost bytes in a frame: OVERRUN, and the rest of the burst is dropped.
+              + list(good[:9]) + [protocol.LOST] + list(good[10:]) + info + [protocol.GAP]
+              # Lost between frames: no error, but the burst is dropped too.
+              + [protocol.LOST] + info + [protocol.GAP] + info)
     expected = [protocol.Frame(protocol.IMAGE, 1, bytes(12)),
                 protocol.ParseError(protocol.BAD_CRC, protocol.IMAGE, 1),
                 protocol.ParseError(protocol.UNKNOWN_TYPE, 0x09, 3),
                 protocol.ParseError(protocol.BAD_LENGTH, protocol.INFO, 4),
                 protocol.ParseError(protocol.TIMEOUT, protocol.IMAGE, 1),
                 protocol.ParseError(protocol.BAD_LENGTH, protocol.IMAGE, 6),
+                protocol.Frame(protocol.INFO, 7, b""),
+                protocol.ParseError(protocol.OVERRUN, protocol.IMAGE, 1),
                 protocol.Frame(protocol.INFO, 7, b"")]
     assert protocol.FrameParser(LENGTHS).feed(stream) == expected
     assert run_parser(stream, 9) == expected
 
 
-@pytest.mark.parametrize("lengths, timeout, error", [
-    ({}, 10, "Lengths must be a non-empty dict"),
-    ({300: 1}, 10, "Frame type must be a byte, not 300"),
-    ({1: -1}, 10, "Payload length must be an integer in 0..65535, not -1"),
-    ({1: 1}, 1, "Timeout must be an integer of at least 2 cycles, not 1"),
+@pytest.mark.parametrize("lengths, error", [
+    ({}, "Lengths must be a non-empty dict"),
+    ({300: 1}, "Frame type must be a byte, not 300"),
+    ({1: -1}, "Payload length must be an integer in 0..65535, not -1"),
 ])
-def test_parser_validation(lengths, timeout, error):
+def test_parser_validation(lengths, error):
     with pytest.raises((TypeError, ValueError), match=error):
-        FrameParser(lengths, timeout)
+        FrameParser(lengths)
+
+
+# --- Receiver and parser from the serial line, against the model -----------------------------
+
+class _SerialParser(wiring.Component):
+    """The board's receive path: serial line -> Receiver -> FrameParser."""
+
+    rx: In(1, init=1)
+    o: Out(stream.Signature(ParseEvent))
+    payload: Out(stream.Signature(8))
+    overrun: Out(1)
+
+    def __init__(self, divisor, timeout, depth):
+        self._receiver = Receiver(divisor, timeout, depth)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.receiver = receiver = self._receiver
+        m.submodules.parser = parser = FrameParser(LENGTHS)
+        m.d.comb += [receiver.rx.eq(self.rx), self.overrun.eq(receiver.overrun)]
+        wiring.connect(m, receiver.o, parser.i)
+        wiring.connect(m, parser.o, wiring.flipped(self.o))
+        wiring.connect(m, parser.payload, wiring.flipped(self.payload))
+        return m
+
+
+def run_serial(stream, seed, *, divisor=4, timeout=60, depth=4, long_stalls=0.004, stall_max=600):
+    """Send ``stream`` (bytes and GAPs) on the serial line, bit by bit: GAP is an idle
+    line of more than ``timeout`` cycles, other pauses between bytes are random and
+    well under it. Returns the events (taken under random stalls, some long enough
+    to overflow the receive buffer) and the stream as the model must see it: each
+    byte the receiver reported lost replaced by LOST."""
+    dut = _SerialParser(divisor, timeout, depth)
+    rng = random.Random(seed)
+    collector = EventCollector(dut.o, dut.payload, rng, long_stalls=long_stalls,
+                               stall_max=stall_max)
+    starts = []       # (cycle of the start bit, index in stream)
+    losses = []       # cycles of overrun pulses
+    cycle = [0]
+    done = []
+
+    async def drive(ctx):
+        for index, item in enumerate(stream):
+            if item is protocol.GAP:
+                pause = timeout + divisor + rng.randrange(3 * divisor)
+            else:
+                starts.append((cycle[0], index))
+                for level in [0] + [(item >> i) & 1 for i in range(8)] + [1]:
+                    ctx.set(dut.rx, level)
+                    await ctx.tick().repeat(divisor)
+                    cycle[0] += divisor
+                pause = rng.choice([0, 0, 0, rng.randrange(timeout - 3 * divisor)])
+            ctx.set(dut.rx, 1)
+            if pause:
+                await ctx.tick().repeat(pause)
+                cycle[0] += pause
+        done.append(True)
+
+    async def collect(ctx):
+        quiet = 0
+        now = 0
+        while quiet < 4 * timeout:
+            if ctx.get(dut.overrun):
+                losses.append(now)
+            offered = await collector.step(ctx, flush=bool(done))
+            now += 1
+            quiet = 0 if offered or not done else quiet + 1
+        collector.check_done()
+
+    sim = Simulation(dut)
+    sim.add_testbench(drive)
+    sim.add_testbench(collect)
+    sim.run()
+    # A byte is lost in its stop bit, 9.5 bits after its start; the next byte
+    # starts at least half a bit later.
+    lost = {max(index for start, index in starts if start <= when - 5 * divisor) for when in losses}
+    assert len(lost) == len(losses)
+    return collector.events, [protocol.LOST if k in lost else item for k, item in enumerate(stream)]
+
+
+def check_serial(seed, *, frames=12, extra_gaps=0.0, **kwargs):
+    rng = random.Random(seed)
+    stream = []
+    for item in corrupted_stream(seed, frames):
+        stream.append(item)
+        if item is not protocol.GAP and rng.random() < extra_gaps:
+            stream.append(protocol.GAP)
+    events, seen = run_serial(stream, seed, **kwargs)
+    assert events == protocol.FrameParser(LENGTHS).feed(seen)
+    return events, seen
+
+
+# Moderate load; and a one-item buffer under long stalls with many idle gaps, so
+# that several marks wait behind a held byte (the ordering and the reduction).
+LOADS = {"moderate": {}, "stress": {"frames": 16, "depth": 1, "long_stalls": 0.01,
+                                    "stall_max": 3000, "extra_gaps": 0.1}}
+SEEDS = {"moderate": 3, "stress": 4}
+
+
+@pytest.mark.parametrize("load", LOADS)
+def test_serial_receive_matches_model(load):
+    """Random streams through the UART, the receiver's line timing and buffer, and
+    the parser, with random (sometimes long) stalls on the event side: the same
+    events as the model, including OVERRUN where the buffer overflowed and
+    decisions held up behind a stalled event."""
+    kinds = set()
+    lost = 0
+    for seed in range(SEEDS[load]):
+        events, seen = check_serial(seed, **LOADS[load])
+        kinds.update(e.code for e in events if isinstance(e, protocol.ParseError))
+        lost += seen.count(protocol.LOST)
+    assert {protocol.TIMEOUT, protocol.BAD_LENGTH, protocol.OVERRUN} <= kinds
+    assert lost
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("load", LOADS)
+@pytest.mark.parametrize("depth", [1, 4, 32])
+def test_serial_receive_matches_model_sweep(load, depth):
+    for seed in range(3, 33):
+        check_serial(seed, **{**LOADS[load], "depth": depth})
+
+
+@pytest.mark.parametrize("args, error", [
+    ((4, 1), "Timeout must be an integer of at least 2 cycles, not 1"),
+    ((4, 40, 0), "Receive buffer depth must be a positive integer, not 0"),
+    ((2, 40), "Baud divisor must be at least 4, not 2"),
+])
+def test_receiver_validation(args, error):
+    with pytest.raises(ValueError, match=error):
+        Receiver(*args)
 
 
 # --- Builder and responder -----------------------------------------------------------------
