@@ -174,6 +174,10 @@ class HostLink:
                 while True:
                     reply = self._read_frame(deadline)
                     if isinstance(reply, protocol.ParseError):
+                        if reply.seq != seq:
+                            # Damaged, and not (visibly) ours: likely a late answer.
+                            # If the damage hit our seq, the timeout asks again.
+                            continue
                         # Our own view of a damaged reply: ask again.
                         raise LinkTimeout(f"Damaged reply from the board ({reply})")
                     if reply.seq != seq:

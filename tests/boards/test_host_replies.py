@@ -92,3 +92,33 @@ def test_silent_board_still_times_out():
         with pytest.raises(LinkTimeout, match="No reply from the board .* within 0.2 s"):
             link.info()
         assert len(board.requests) == 2
+
+
+def test_damaged_stale_reply_then_real_reply():
+    """A damaged late answer to an earlier request does not cost this request's
+    answer, which came in the same read."""
+    def answer(k, request):
+        stale = bytearray(info_reply((request.seq - 1) & 0xFF))
+        stale[10] ^= 0x01
+        return bytes(stale) + info_reply(request.seq)
+
+    with ScriptedPort(answer) as board, HostLink(board.port, timeout=1.0, retries=0) as link:
+        assert link.info() == INFO
+
+
+def test_damaged_reply_is_asked_again():
+    """This request's answer arrives damaged: the host asks again at once."""
+    def answer(k, request):
+        reply = bytearray(info_reply(request.seq))
+        if k == 0:
+            reply[10] ^= 0x01
+        return bytes(reply)
+
+    with ScriptedPort(answer) as board, HostLink(board.port, timeout=5.0, retries=1) as link:
+        start = time.monotonic()
+        assert link.info() == INFO
+        assert time.monotonic() - start < 2.0
+        assert [r.seq for r in board.requests] == [1, 2]
+    with ScriptedPort(answer) as board, HostLink(board.port, timeout=1.0, retries=0) as link:
+        with pytest.raises(LinkTimeout, match=r"Damaged reply from the board \(bad CRC\)"):
+            link.info()
