@@ -9,8 +9,9 @@ saturating. The same seed always gives the same model.
 
 Layer specs
 -----------
-``topology`` is one of ``"mlp"``, ``"cnn"``, ``"residual"``, ``"grouped"`` or a
-list of layer specs, applied in order to the input. A spec is a string (an
+``topology`` is one of ``"mlp"``, ``"cnn"``, ``"residual"``, ``"grouped"``,
+``"random"`` (a random layer list, see below) or a list of layer specs, applied
+in order to the input. A spec is a string (an
 operator without parameters) or a dict whose first key names the operator:
 
 =====================================================  =======================================
@@ -28,6 +29,19 @@ operator without parameters) or a dict whose first key names the operator:
 
 ``"requantize"`` in a conv/linear spec defaults to True: the layer is followed by
 a requantize to ``act_bits``. A residual body must keep the shape of its input.
+
+Fuzzing
+-------
+The built-in topologies are fixed shapes with random sizes. ``"random"`` draws
+the layer list itself (:func:`random_spec`): square and non-square kernels,
+strides and paddings per axis, grouped and depthwise convolutions, max-pools
+(padded, overlapping), sum pools, residual blocks, and a head that is a linear
+classifier or a convolution covering the whole map (whose classes the builder
+folds onto many lanes). :func:`random_options` draws every other argument too,
+from 1- to 8-bit activations (255 thresholds per channel) to weight kinds,
+widths, sparsity and odd input shapes, so that ``random_model(seed,
+**random_options(seed))`` reaches by itself the corners a fixed table misses.
+Every operator's output is read by the next one: no unconsumed branches.
 """
 
 import numpy as np
@@ -46,8 +60,10 @@ from .weights import CodebookWeights, PotWeights, UniformWeights
 # package), never this module, so there is no cycle.
 from sim.reference import evaluate_operator
 
-__all__ = ["random_model", "random_inputs", "TOPOLOGIES", "WEIGHT_KINDS", "REQUANTIZE_METHODS"]
+__all__ = ["random_model", "random_inputs", "random_spec", "random_options", "TOPOLOGIES",
+           "WEIGHT_KINDS", "REQUANTIZE_METHODS"]
 
+#: The built-in fixed topologies (``"random"`` is accepted besides them).
 TOPOLOGIES = ("mlp", "cnn", "residual", "grouped")
 WEIGHT_KINDS = ("uniform", "pot", "codebook")
 REQUANTIZE_METHODS = ("thresholds", "multiply_shift", "mixed")
@@ -114,7 +130,107 @@ def _builtin_spec(topology, rng, shape, width, classes):
             spec += [{"avgpool": 2}, "requantize"]
         return spec + ["flatten", {"linear": classes, "requantize": False}]
     raise ModelError("generate", "topology",
-                     f"unknown topology {topology!r}; expected one of {TOPOLOGIES} or a list")
+                     f"unknown topology {topology!r}; expected one of {TOPOLOGIES}, 'random' "
+                     f"or a list")
+
+
+def random_spec(rng, shape, width=6, classes=10):
+    """A random layer list for a ``(C, H, W)`` input (see "Fuzzing" above).
+
+    Every layer fits the map it receives, so the list is valid by construction;
+    it keeps at most ``width`` channels.
+    """
+    if len(shape) != 3:
+        raise ModelError("generate", "input_shape",
+                         f"topology 'random' needs a (channels, height, width) input, not {shape}")
+    channels, rows, cols = shape
+
+    def pick(options):
+        return options[int(rng.integers(len(options)))]
+
+    def out_channels(groups=1):
+        if groups == 1:
+            return int(rng.integers(2, max(2, width) + 1))
+        return groups * int(rng.integers(1, max(1, width // groups) + 1))
+
+    spec = []
+    for _ in range(int(rng.integers(1, 4))):
+        kind = pick(["conv", "conv", "maxpool", "avgpool", "residual"])
+        if kind == "maxpool" and min(rows, cols) >= 2:
+            kernel = (int(rng.integers(2, min(3, rows) + 1)),
+                      int(rng.integers(2, min(3, cols) + 1)))
+            stride = tuple(int(rng.integers(1, k + 1)) for k in kernel)
+            padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
+            spec.append({"maxpool": kernel, "stride": stride, "padding": padding})
+            rows = (rows + 2 * padding[0] - kernel[0]) // stride[0] + 1
+            cols = (cols + 2 * padding[1] - kernel[1]) // stride[1] + 1
+        elif kind == "avgpool" and min(rows, cols) >= 2:
+            kernel = tuple(int(rng.integers(1, min(3, size) + 1)) for size in (rows, cols))
+            kernel = (2, 1) if kernel == (1, 1) else kernel
+            stride = tuple(int(rng.integers(1, k + 1)) for k in kernel)
+            spec += [{"avgpool": kernel, "stride": stride}, "requantize"]
+            rows = (rows - kernel[0]) // stride[0] + 1
+            cols = (cols - kernel[1]) // stride[1] + 1
+        elif kind == "residual":
+            body = []
+            for _ in range(int(rng.integers(1, 3))):
+                kernel = (pick([1, 3]), pick([1, 3]))
+                body.append({"conv": channels, "kernel": kernel,
+                             "padding": (kernel[0] // 2, kernel[1] // 2)})
+            spec.append({"residual": body})
+        else:
+            kernel = tuple(int(rng.integers(1, min(5, size) + 1)) for size in (rows, cols))
+            padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
+            stride = tuple(int(rng.integers(1, 3)) if size >= 3 else 1
+                           for size in (rows, cols))
+            divisors = [g for g in range(2, channels + 1) if channels % g == 0]
+            groups = pick(divisors) if divisors and rng.random() < 0.3 else 1
+            channels = out_channels(groups)
+            spec.append({"conv": channels, "kernel": kernel, "stride": stride,
+                         "padding": padding, "groups": groups})
+            rows = (rows + 2 * padding[0] - kernel[0]) // stride[0] + 1
+            cols = (cols + 2 * padding[1] - kernel[1]) // stride[1] + 1
+    head = pick(["flatten", "global_avgpool", "conv"])
+    if head == "conv":
+        # One output pixel: every class sums the whole map, so the builder puts
+        # many (up to all) classes on parallel lanes to keep the interval short.
+        return spec + [{"conv": classes, "kernel": (rows, cols), "requantize": False},
+                       "flatten"]
+    spec.append(head)
+    if rng.random() < 0.4:
+        spec.append({"linear": out_channels()})
+    return spec + [{"linear": classes, "requantize": False}]
+
+
+def random_options(seed):
+    """Random keyword arguments of :func:`random_model` for a small ``"random"`` model.
+
+    Inputs of 1 to 3 channels and 1 to 7 pixels a side, 2 to 16 classes, every
+    weight kind (2- to 8-bit), 1- to 8-bit activations (8-bit ones requantized by
+    255 thresholds half of the time), signed or not, either requantize method,
+    shared or per-channel parameters, sparse or dense weights.
+    """
+    rng = np.random.default_rng([seed, 0x0F7])
+    kind = str(rng.choice(WEIGHT_KINDS))
+    act_bits = int(rng.choice([1, 2, 3, 4, 8, 8]))
+    return dict(
+        topology="random",
+        input_shape=(int(rng.integers(1, 4)), int(rng.integers(1, 8)), int(rng.integers(1, 8))),
+        input_bits=int(rng.choice([2, 4, 8])),
+        input_signed=bool(rng.random() < 0.3),
+        weight_kind=kind,
+        weight_bits=int(rng.integers(2 if kind != "codebook" else 1, 9)),
+        act_bits=act_bits,
+        signed_activations=bool(act_bits > 1 and rng.random() < 0.3),
+        requantize=str(rng.choice(REQUANTIZE_METHODS)),
+        per_channel=bool(rng.random() < 0.7),
+        sparsity=float(rng.choice([0.0, 0.0, 0.3, 0.7])),
+        per_channel_codebook=bool(rng.random() < 0.5),
+        bias=bool(rng.random() < 0.8),
+        width=int(rng.integers(2, 9)),
+        classes=int(rng.integers(2, 17)),
+        calibration=64,
+    )
 
 
 def _spread_thresholds(ordered, count):
@@ -327,8 +443,9 @@ def random_model(seed, topology="cnn", *, input_shape=None, input_bits=None, inp
         The same seed (and arguments) always give the same model.
     topology : str or list
         ``"mlp"``, ``"cnn"``, ``"residual"`` (two skip connections), ``"grouped"``
-        (grouped and depthwise convs, an average pool), or a list of layer specs
-        (see the module docstring).
+        (grouped and depthwise convs, an average pool), ``"random"`` (a random
+        layer list: :func:`random_spec`), or a list of layer specs (see the
+        module docstring).
     input_shape : tuple, optional
         Per-image input shape; ``(2, 8, 8)`` by default, ``(1, 8, 8)`` for ``"mlp"``.
     input_bits, input_signed
@@ -378,7 +495,10 @@ def random_model(seed, topology="cnn", *, input_shape=None, input_bits=None, inp
                    signed_activations=signed_activations, requantize=requantize,
                    per_channel=per_channel, sparsity=sparsity,
                    per_channel_codebook=per_channel_codebook, gsnq=gsnq, bias=bias)
-    if isinstance(topology, str):
+    if topology == "random":
+        spec = random_spec(rng, input_shape, width, classes)
+        name = f"random_fuzz_{seed}"
+    elif isinstance(topology, str):
         spec = _builtin_spec(topology, rng, input_shape, width, classes)
         name = f"random_{topology}_{seed}"
     else:

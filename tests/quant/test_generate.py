@@ -6,7 +6,7 @@ import pytest
 from quant.ir import (Add, CodebookWeights, Conv2d, Input, IntegerModel, ModelError,
                       MultiplyShift, PotWeights, Requantize, Thresholds, UniformWeights)
 from quant.ir.generate import (REQUANTIZE_METHODS, TOPOLOGIES, WEIGHT_KINDS, random_inputs,
-                               random_model)
+                               random_model, random_options, random_spec)
 from sim.reference import run_reference
 
 
@@ -199,6 +199,8 @@ def test_custom_layer_list():
     (dict(requantize="round"), "generate: requantize: must be one of"),
     (dict(sparsity=1.0), r"generate: sparsity: must be in \[0, 1\)"),
     (dict(topology="cnn", input_shape=(16,)), "generate: input_shape: topology 'cnn' needs"),
+    (dict(topology="random", input_shape=(16,)),
+     "generate: input_shape: topology 'random' needs a \\(channels, height, width\\) input"),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ModelError, match=message):
@@ -223,3 +225,55 @@ def test_uniform_weights_stay_inside_their_codes():
         if hasattr(op, "weights"):
             assert isinstance(op.weights, UniformWeights)
             assert np.abs(op.weights.codes).max() <= 3
+
+
+def test_random_topology_is_deterministic_and_valid():
+    a = random_model(3, **random_options(3))
+    b = random_model(3, **random_options(3))
+    assert manifest(a) == manifest(b) and a.metadata["topology"] == "random"
+    assert random_options(3) != random_options(4)
+    for seed in range(30):
+        model = random_model(seed, **random_options(seed))
+        out = run_reference(model, random_inputs(model, 5, seed))
+        for name, value in out.items():
+            assert model.types[name].min_value <= value.min(), name
+            assert value.max() <= model.types[name].max_value, name
+        # Every operator's output is read (the last one is the model's output).
+        assert all(model.consumers(op.name) for op in model.ops[:-1])
+        assert model.types[model.outputs[-1]].shape == (random_options(seed)["classes"],)
+
+
+def test_random_options_reach_the_corners():
+    """Over 60 seeds: 8-bit thresholds, every weight kind, non-square kernels and
+    strides, grouped convs, padded max-pools, residual blocks and every head."""
+    seen = set()
+    for seed in range(60):
+        options = random_options(seed)
+        model = random_model(seed, **options)
+        seen.add(options["weight_kind"])
+        for op in model.ops:
+            if isinstance(op, Requantize) and isinstance(op.method, Thresholds):
+                seen.add(f"thresholds{op.method.count}")
+            if isinstance(op, Conv2d):
+                seen |= {"non-square" for k in [op.kernel] if k[0] != k[1]}
+                seen |= {"strided" for s in [op.stride] if max(s) > 1}
+                seen |= {"grouped" for g in [op.groups] if g > 1}
+                if model.types[op.name].shape[1:] == (1, 1) and op.kernel != (1, 1):
+                    seen.add("conv head")
+            if op.op_type == "maxpool2d" and any(op.padding):
+                seen.add("padded maxpool")
+            seen |= {op.op_type}
+    assert {"uniform", "pot", "codebook", "thresholds255", "thresholds1", "non-square",
+            "strided", "grouped", "conv head", "padded maxpool", "add", "avgpool2d",
+            "global_avgpool", "linear", "flatten"} <= seen, seen
+
+
+def test_random_spec_fits_every_input():
+    """Maps from 1 x 1 to 7 x 7, one to seven channels: every drawn layer fits."""
+    rng = np.random.default_rng(0)
+    for seed in range(150):
+        shape = tuple(int(x) for x in rng.integers(1, 8, 3))
+        spec = random_spec(np.random.default_rng(seed), shape, width=int(rng.integers(2, 9)),
+                           classes=3)
+        model = random_model(seed, spec, input_shape=shape, calibration=4)
+        assert model.types[model.outputs[-1]].shape == (3,), (shape, spec)
