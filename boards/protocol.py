@@ -5,8 +5,9 @@ uses it, and the HDL in :mod:`boards.link` is tested bit for bit against it).
 
 Wire format
 -----------
-The UART runs 8N1 (one start bit, 8 data bits LSB first, one stop bit),
-115200 baud by default. Every message in either direction is one frame::
+The UART runs 8N1 (one start bit, 8 data bits LSB first, one stop bit), at
+the fastest rate both the USB-serial bridge and the board's clock divisor make
+(:func:`boards.link.rates.fastest_baud`; 1,411,765 baud at the ULX3S's 25 MHz). Every message in either direction is one frame::
 
     offset  size  field
     0       1     magic   0xA5 (start of frame)
@@ -35,6 +36,10 @@ Host to board:
 ``SELFTEST`` (0x03)
     Empty payload; the board runs its built-in self-test (the test images in
     its ROM) and replies with ``SELFTEST_REPLY``.
+``BENCH`` (0x04)
+    ``images`` (4 bytes, little-endian): the board runs that many images from
+    its self-test ROM (cycling through them) through the accelerator back to
+    back, nothing else in flight, and replies with ``BENCH_REPLY``.
 
 Board to host (``seq`` is the seq of the request):
 
@@ -46,6 +51,10 @@ Board to host (``seq`` is the seq of the request):
     classes, logit bytes, a model fingerprint, the clock frequency).
 ``SELFTEST_REPLY`` (0x83)
     ``passed`` and ``total`` (1 byte each).
+``BENCH_REPLY`` (0x84)
+    See :class:`BenchReply`: images run, cycles from the first result to the
+    last, cycles from the first pixel to the last result, and the CRC-16 of the
+    classes in order (``images`` is 0 when the board holds no self-test images).
 ``ERROR`` (0xEE)
     ``code`` and the ``type`` byte of the offending frame (1 byte each).
 
@@ -82,24 +91,27 @@ import struct
 
 __all__ = [
     "MAGIC", "HEADER_BYTES", "CRC_BYTES", "VERSION", "GAP", "LOST",
-    "IMAGE", "INFO", "SELFTEST", "RESULT", "INFO_REPLY", "SELFTEST_REPLY", "ERROR",
+    "IMAGE", "INFO", "SELFTEST", "BENCH", "RESULT", "INFO_REPLY", "SELFTEST_REPLY", "BENCH_REPLY",
+    "ERROR", "BenchReply",
     "BAD_CRC", "BAD_LENGTH", "UNKNOWN_TYPE", "TIMEOUT", "OVERRUN", "ERROR_NAMES", "TYPE_NAMES",
     "ProtocolError", "crc16", "encode_frame", "Frame", "ParseError", "FrameParser",
-    "BoardInfo", "decode_result", "request_lengths",
+    "BoardInfo", "decode_result", "request_lengths", "BENCH_BYTES",
 ]
 
 MAGIC = 0xA5
 HEADER_BYTES = 5   # magic, type, seq, length (2)
+BENCH_BYTES = 4    # the BENCH request's payload: images to run
 CRC_BYTES = 2
-VERSION = 1
+VERSION = 2
 
-IMAGE, INFO, SELFTEST = 0x01, 0x02, 0x03
-RESULT, INFO_REPLY, SELFTEST_REPLY, ERROR = 0x81, 0x82, 0x83, 0xEE
+IMAGE, INFO, SELFTEST, BENCH = 0x01, 0x02, 0x03, 0x04
+RESULT, INFO_REPLY, SELFTEST_REPLY, BENCH_REPLY, ERROR = 0x81, 0x82, 0x83, 0x84, 0xEE
 
 BAD_CRC, BAD_LENGTH, UNKNOWN_TYPE, TIMEOUT, OVERRUN = 1, 2, 3, 4, 5
 
-TYPE_NAMES = {IMAGE: "IMAGE", INFO: "INFO", SELFTEST: "SELFTEST", RESULT: "RESULT",
-              INFO_REPLY: "INFO_REPLY", SELFTEST_REPLY: "SELFTEST_REPLY", ERROR: "ERROR"}
+TYPE_NAMES = {IMAGE: "IMAGE", INFO: "INFO", SELFTEST: "SELFTEST", BENCH: "BENCH", RESULT: "RESULT",
+              INFO_REPLY: "INFO_REPLY", SELFTEST_REPLY: "SELFTEST_REPLY",
+              BENCH_REPLY: "BENCH_REPLY", ERROR: "ERROR"}
 ERROR_NAMES = {BAD_CRC: "bad CRC", BAD_LENGTH: "bad length", UNKNOWN_TYPE: "unknown frame type",
                TIMEOUT: "timeout in the middle of a frame", OVERRUN: "receive buffer overrun"}
 
@@ -173,7 +185,7 @@ class ParseError:
 
 def request_lengths(pixels):
     """The payload length each host-to-board frame type must have."""
-    return {IMAGE: pixels, INFO: 0, SELFTEST: 0}
+    return {IMAGE: pixels, INFO: 0, SELFTEST: 0, BENCH: BENCH_BYTES}
 
 
 class FrameParser:
@@ -282,7 +294,10 @@ class BoardInfo:
     ``order`` is 0 for (channel, row, column) pixel order and 1 for
     (row, column, channel); ``fingerprint`` is the first 4 bytes of the
     SHA-256 of the model the board was built from (0 for a stand-in);
-    ``logit_bytes`` is 0 when the board sends only the class.
+    ``logit_bytes`` is 0 when the board sends only the class;
+    ``cycles_per_image`` is the accelerator's steady-state interval from
+    simulation (0 when unknown), so that a host can tell the accelerator's
+    images/s from the link's.
     """
     version: int
     shape: tuple
@@ -292,8 +307,9 @@ class BoardInfo:
     logit_bytes: int
     fingerprint: int
     clock_hz: int
+    cycles_per_image: int = 0
 
-    _FORMAT = "<BBBHHHBBII"
+    _FORMAT = "<BBBHHHBBIII"
 
     @property
     def pixels(self):
@@ -304,20 +320,21 @@ class BoardInfo:
         channels, height, width = self.shape
         return struct.pack(self._FORMAT, self.version, self.pixel_bits, self.order, channels,
                            height, width, self.classes, self.logit_bytes, self.fingerprint,
-                           self.clock_hz)
+                           self.clock_hz, self.cycles_per_image)
 
     @classmethod
     def decode(cls, payload):
+        # The version first: an older board's reply is shorter, and the version says why.
+        if payload[:1] and payload[0] != VERSION:
+            raise ProtocolError(f"The board speaks protocol version {payload[0]}; this host speaks "
+                                f"version {VERSION} (rebuild the bitstream, or use the matching host)")
         size = struct.calcsize(cls._FORMAT)
         if len(payload) != size:
             raise ProtocolError(f"INFO reply must have {size} payload bytes, not {len(payload)}")
         (version, bits, order, channels, height, width, classes, logit_bytes, fingerprint,
-         clock) = struct.unpack(cls._FORMAT, payload)
-        if version != VERSION:
-            raise ProtocolError(f"The board speaks protocol version {version}; "
-                                f"this host speaks version {VERSION}")
+         clock, cycles) = struct.unpack(cls._FORMAT, payload)
         return cls(version, (channels, height, width), bits, order, classes, logit_bytes,
-                   fingerprint, clock)
+                   fingerprint, clock, cycles)
 
 
 def decode_result(payload, info):
@@ -331,3 +348,31 @@ def decode_result(payload, info):
     logits = [int.from_bytes(payload[1 + k * step: 1 + (k + 1) * step], "little", signed=True)
               for k in range(info.classes)]
     return payload[0], logits
+
+
+@dataclass(frozen=True)
+class BenchReply:
+    """The BENCH_REPLY payload: ``images`` run, ``cycles`` from the first result to
+    the last (the steady state: ``images - 1`` intervals), ``total_cycles`` from
+    the first pixel in to the last result out, and ``checksum``, the CRC-16 of
+    the class bytes in the order they came out."""
+    images: int
+    cycles: int
+    total_cycles: int
+    checksum: int
+
+    _FORMAT = "<I6s6sH"
+    CYCLE_BITS = 48
+
+    def encode(self):
+        return struct.pack(self._FORMAT, self.images, self.cycles.to_bytes(6, "little"),
+                           self.total_cycles.to_bytes(6, "little"), self.checksum)
+
+    @classmethod
+    def decode(cls, payload):
+        size = struct.calcsize(cls._FORMAT)
+        if len(payload) != size:
+            raise ProtocolError(f"BENCH reply must have {size} payload bytes, not {len(payload)}")
+        images, cycles, total, checksum = struct.unpack(cls._FORMAT, payload)
+        return cls(images, int.from_bytes(cycles, "little"), int.from_bytes(total, "little"),
+                   checksum)

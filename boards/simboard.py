@@ -6,12 +6,15 @@ clock cycle at a time. :class:`PtyBoard` runs a :class:`boards.top.BoardCore`
 in simulation (any :class:`sim.simulation.Simulation` backend) in a thread and
 connects its UART to a pseudo-terminal, so that the host driver talks to it
 exactly as to a USB-serial port (``PtyBoard(...).port`` is the device path).
+While the board is idle and the line quiet, :class:`PtyBoard` stops its clock
+and waits for the host's next byte (``select``), so a waiting board costs no
+CPU time. Pseudo-terminals exist on Linux and macOS only.
 """
 
 import errno
 import os
+import select
 import threading
-import tty
 
 from sim.simulation import Simulation
 
@@ -82,9 +85,9 @@ def run_frames(core, chunks, *, backend="pysim", idle_cycles=None, max_cycles=2_
 
     The plain-testbench way to exercise a whole board (no pseudo-terminal).
     """
-    line = UARTLine(core._divisor)
+    line = UARTLine(core.divisor)
     if idle_cycles is None:
-        idle_cycles = core._timeout + 40 * core._divisor
+        idle_cycles = core.timeout + 40 * core.divisor
     sim = Simulation(core, backend=backend, quiet=True)
 
     async def testbench(ctx):
@@ -126,21 +129,48 @@ class PtyBoard:
         A :class:`sim.simulation.Simulation` backend (``"cxxrtl"`` is much faster).
     poll_cycles : int
         How often (in cycles) the simulation looks for new bytes from the host.
+    quiet : bool
+        No progress lines on stderr while a compiled model is built.
+
+    Raises
+    ------
+    sim.backends.BuildError
+        The compiled backend cannot be built (the message says why).
+    OSError
+        No pseudo-terminals here (Windows).
     """
 
-    def __init__(self, core, *, backend="pysim", poll_cycles=None):
+    # Seconds the stopped clock waits for the host before it checks for a stop request.
+    IDLE_WAIT = 0.25
+
+    def __init__(self, core, *, backend="pysim", poll_cycles=None, quiet=True):
+        import tty
         self._core = core
         self._backend = backend
-        self._poll = poll_cycles or 10 * core._divisor
+        self._poll = poll_cycles or 10 * core.divisor
+        # The line must be quiet this long before the clock stops: the board's
+        # frame timeout has then passed, so stopping is the same as more idle line.
+        self._quiet_cycles = core.timeout + 12 * core.divisor
         self._stop = threading.Event()
         self._error = None
-        self._sim = Simulation(core, backend=backend, quiet=True)
+        self._sim = Simulation(core, backend=backend, quiet=quiet)
         self._master, self._slave = os.openpty()
         tty.setraw(self._master)
         tty.setraw(self._slave)
         os.set_blocking(self._master, False)
         self._thread = None
         self.cycles = 0
+        self.idle_waits = 0
+
+    @property
+    def running(self):
+        """True while the simulation thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def error(self):
+        """What stopped the simulation thread, or None."""
+        return self._error
 
     @property
     def port(self):
@@ -148,16 +178,21 @@ class PtyBoard:
         return os.ttyname(self._slave)
 
     def __enter__(self):
-        line = UARTLine(self._core._divisor)
+        line = UARTLine(self._core.divisor)
         core = self._core
 
         async def bridge(ctx):
             countdown = 0
+            quiet = 0
             while True:
                 if countdown == 0:
                     countdown = self._poll
                     if self._stop.is_set():
                         return
+                    if quiet >= self._quiet_cycles and ctx.get(core.idle):
+                        # Nothing to simulate until the host sends: wait for it.
+                        self.idle_waits += 1
+                        select.select([self._master], [], [], self.IDLE_WAIT)
                     if not line.busy:
                         try:
                             data = os.read(self._master, 4096)
@@ -173,7 +208,12 @@ class PtyBoard:
                         except BlockingIOError:
                             pass
                 countdown -= 1
-                ctx.set(core.rx, line.step(ctx.get(core.tx)))
+                tx = ctx.get(core.tx)
+                ctx.set(core.rx, line.step(tx))
+                if line.busy or line.received or line._rx_state is not None or not tx:
+                    quiet = 0
+                else:
+                    quiet += 1
                 await ctx.tick()
                 self.cycles += 1
 

@@ -6,6 +6,13 @@ as it is (the host-link tests run it behind a pseudo-terminal).
 :class:`BoardTop` puts a core on a platform: it requests the UART, the LEDs
 and a button, and leaves the ``sync`` domain to the platform's default clock.
 
+The on-board benchmark (a BENCH frame) runs N images from the self-test ROM
+through the accelerator back to back, with nothing else in flight and the
+results taken at once, and times them with a free-running cycle counter: the
+cycles from the first result to the last are the accelerator's own ``N - 1``
+intervals, as a simulation of the accelerator alone measures them (the host
+link plays no part).
+
 Data path::
 
     rx -> Receiver (UART, GAP/LOST marks, FIFO) -> FrameParser --events--> control --replies--> Responder -> UARTTransmitter -> tx
@@ -18,7 +25,7 @@ LEDs (``leds``, 8 bits): 0 heartbeat, 1 self-test passed, 2 self-test failed,
 
 import numpy as np
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal, unsigned
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, unsigned
 from amaranth.lib import data, io, memory, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -27,7 +34,8 @@ from amaranth.utils import ceil_log2
 
 from . import protocol
 from .accelerator import AcceleratorInfo, class_member, input_lanes, output_fields
-from .link import FrameParser, Receiver, Responder, UARTTransmitter
+from .link import FrameParser, Receiver, Responder, UARTTransmitter, crc16_step
+from .link.crc import CRC_INIT
 from .link.layouts import reply_layout
 
 __all__ = ["BoardCore", "BoardTop", "LED_NAMES", "build_core", "core_around"]
@@ -66,6 +74,11 @@ class BoardCore(wiring.Component):
     leds : Out(8)
         See the module docstring.
     selftest_done, selftest_ok : Out(1)
+    idle : Out(1)
+        Nothing in progress: no image in the accelerator, no self-test or
+        benchmark, no reply waiting. With the serial line quiet for longer than
+        the timeout, a simulation may stop its clock until the host sends again
+        (:class:`boards.simboard.PtyBoard` does, so that it does not spin).
     """
 
     rx: In(1, init=1)
@@ -74,6 +87,7 @@ class BoardCore(wiring.Component):
     leds: Out(8)
     selftest_done: Out(1)
     selftest_ok: Out(1)
+    idle: Out(1)
 
     def __init__(self, accelerator, info, *, divisor, timeout, selftest_images=None,
                  selftest_classes=None, clock_hz=25_000_000):
@@ -113,7 +127,7 @@ class BoardCore(wiring.Component):
         self._class_width = class_width
         self._board_info = protocol.BoardInfo(
             protocol.VERSION, tuple(info.shape), info.pixel_bits, info.order, info.classes,
-            info.logit_bytes, info.fingerprint, self._clock_hz)
+            info.logit_bytes, info.fingerprint, self._clock_hz, info.cycles_per_image or 0)
         super().__init__()
 
     @property
@@ -124,6 +138,25 @@ class BoardCore(wiring.Component):
     def board_info(self):
         """The INFO reply this core sends (:class:`boards.protocol.BoardInfo`)."""
         return self._board_info
+
+    @property
+    def clock_hz(self):
+        return self._clock_hz
+
+    @property
+    def timeout(self):
+        """Cycles of silence that abandon a frame in progress."""
+        return self._timeout
+
+    @property
+    def divisor(self):
+        """Clock cycles per UART bit."""
+        return self._divisor
+
+    @property
+    def baud(self):
+        """The UART's rate: the clock over the divisor (what the host should open)."""
+        return round(self._clock_hz / self._divisor)
 
     @property
     def selftest_count(self):
@@ -141,7 +174,9 @@ class BoardCore(wiring.Component):
         # the parser decides the same however long the replies hold it up.
         m.submodules.receiver = receiver = Receiver(self._divisor, self._timeout, depth=32)
         m.submodules.parser = parser = FrameParser(protocol.request_lengths(info.pixels))
-        reply_bytes = max(len(self._board_info.encode()), 1 + info.classes * info.logit_bytes, 2)
+        bench_bytes = len(protocol.BenchReply(0, 0, 0, 0).encode())
+        reply_bytes = max(len(self._board_info.encode()), 1 + info.classes * info.logit_bytes, 2,
+                          bench_bytes)
         reply = reply_layout(reply_bytes)
         m.submodules.responder = responder = Responder(2, reply_bytes)
         m.submodules.uart_tx = uart_tx = UARTTransmitter(self._divisor)
@@ -176,6 +211,26 @@ class BoardCore(wiring.Component):
         m.d.comb += rom_rd.addr.eq(rom_addr)
         expected = Const(_payload_const(int(c) for c in self._classes) if count else 0, 8 * max(1, count))
 
+        # Benchmark state: images requested, still to send, results taken; the
+        # free-running cycle counter and its readings; the classes' CRC.
+        cycle_bits = protocol.BenchReply.CYCLE_BITS
+        now = Signal(cycle_bits)
+        m.d.sync += now.eq(now + 1)
+        bench_n = Signal(32)
+        bench_left = Signal(32)
+        bench_got = Signal(32)
+        bench_run = Signal()                       # results go to the benchmark
+        bench_seq = Signal(8)
+        bench_arg = Signal(range(protocol.BENCH_BYTES + 1))
+        first_in = Signal(cycle_bits)
+        first_out = Signal(cycle_bits)
+        last_out = Signal(cycle_bits)
+        started = Signal()
+        bench_crc = Signal(16, init=CRC_INIT)
+        rom_last = max(0, count * pixels - 1)
+        rom_next = Signal.like(rom_addr)
+        m.d.comb += rom_next.eq(Mux(rom_addr == rom_last, 0, rom_addr + 1))
+
         button = Signal()
         m.d.sync += button.eq(self.selftest)
         start_button = self.selftest & ~button
@@ -195,7 +250,9 @@ class BoardCore(wiring.Component):
             m.d.sync += [st_active.eq(count > 0), st_sent.eq(0), st_got.eq(0), st_pass.eq(0),
                          st_reply.eq(with_reply), st_seq.eq(seq), rom_addr.eq(0), st_done.eq(0)]
 
-        with m.FSM(name="control"):
+        with m.FSM(name="control") as control_fsm:
+            m.d.comb += self.idle.eq(control_fsm.ongoing("IDLE") & ~st_active & ~tags.r_rdy &
+                                     ~parser.o.valid & ~responder.o.valid)
             with m.State("IDLE"):
                 with m.If(st_active & (st_sent != count)):
                     with m.If(tags.w_rdy):
@@ -224,6 +281,10 @@ class BoardCore(wiring.Component):
                     with m.Elif(event.type == protocol.SELFTEST):
                         m.d.comb += parser.o.ready.eq(1)
                         start_selftest(True, event.seq)
+                    with m.Elif(event.type == protocol.BENCH):
+                        m.d.comb += parser.o.ready.eq(1)
+                        m.d.sync += [bench_seq.eq(event.seq), bench_arg.eq(0)]
+                        m.next = "BENCH_ARGS"
                     with m.Elif(event.type == protocol.IMAGE):
                         with m.If(tags.w_rdy):
                             m.d.comb += [parser.o.ready.eq(1), tags.w_en.eq(1),
@@ -261,6 +322,53 @@ class BoardCore(wiring.Component):
                     m.d.sync += [rom_addr.eq(rom_addr + 1), pix.eq(pix + 1)]
                     with m.If(pix == pixels - 1):
                         m.next = "IDLE"
+            with m.State("BENCH_ARGS"):
+                # The image count, little-endian: each byte in at the top.
+                m.d.comb += parser.payload.ready.eq(1)
+                with m.If(parser.payload.valid):
+                    m.d.sync += [bench_n.eq(Cat(bench_n[8:], parser.payload.payload[:8])),
+                                 bench_arg.eq(bench_arg + 1)]
+                    with m.If(bench_arg == protocol.BENCH_BYTES - 1):
+                        m.d.sync += [rom_addr.eq(0), pix.eq(0), started.eq(0), bench_got.eq(0),
+                                     bench_crc.eq(CRC_INIT)]
+                        m.next = "BENCH_START"
+            with m.State("BENCH_START"):
+                # Nothing else in flight (every tag answered), so that the accelerator
+                # runs the benchmark alone; rom_rd.data already shows word 0.
+                with m.If(~tags.r_rdy):
+                    m.d.sync += bench_left.eq(bench_n)
+                    with m.If((bench_n == 0) | (count == 0)):
+                        m.d.sync += bench_n.eq(0)
+                        m.next = "BENCH_REPLY"
+                    with m.Else():
+                        m.d.sync += bench_run.eq(1)
+                        m.next = "BENCH_PIXELS"
+            with m.State("BENCH_PIXELS"):
+                # Back to back through the ROM, wrapping at the end of the set.
+                m.d.comb += [accel.i.valid.eq(1), accel.i.payload.eq(rom_rd.data)]
+                with m.If(accel.i.ready):
+                    m.d.comb += rom_rd.addr.eq(rom_next)
+                    m.d.sync += [rom_addr.eq(rom_next), pix.eq(pix + 1)]
+                    with m.If(~started):
+                        m.d.sync += [started.eq(1), first_in.eq(now)]
+                    with m.If(pix == pixels - 1):
+                        m.d.sync += [pix.eq(0), bench_left.eq(bench_left - 1)]
+                        with m.If(bench_left == 1):
+                            m.next = "BENCH_DRAIN"
+            with m.State("BENCH_DRAIN"):
+                with m.If(~bench_run):
+                    m.next = "BENCH_REPLY"
+            with m.State("BENCH_REPLY"):
+                images = Signal(32)
+                span = Signal(cycle_bits)
+                total = Signal(cycle_bits)
+                m.d.comb += [images.eq(bench_n), span.eq(last_out - first_out),
+                             total.eq(last_out - first_in)]
+                send_reply(protocol.BENCH_REPLY, bench_seq,
+                           Cat(images, Mux(images == 0, 0, span), Mux(images == 0, 0, total),
+                               bench_crc), bench_bytes)
+                with m.If(control.ready):
+                    m.next = "IDLE"
             with m.State("SELFTEST_REPLY"):
                 passed = Signal(8)
                 m.d.comb += passed.eq(st_pass)
@@ -285,7 +393,16 @@ class BoardCore(wiring.Component):
                 result_bytes.append(logit)
         last_class = Signal(4)
         to_selftest = tags.r_data[8]
-        with m.If(accel.o.valid & tags.r_rdy):
+        with m.If(bench_run):
+            m.d.comb += accel.o.ready.eq(1)
+            with m.If(accel.o.valid):
+                m.d.sync += [bench_got.eq(bench_got + 1), last_out.eq(now),
+                             bench_crc.eq(crc16_step(bench_crc, klass8))]
+                with m.If(bench_got == 0):
+                    m.d.sync += first_out.eq(now)
+                with m.If(bench_got == bench_n - 1):
+                    m.d.sync += bench_run.eq(0)
+        with m.Elif(accel.o.valid & tags.r_rdy):
             with m.If(to_selftest):
                 m.d.comb += [accel.o.ready.eq(1), tags.r_en.eq(1)]
                 matches = klass8 == expected.word_select(st_got, 8)
@@ -363,10 +480,12 @@ class BoardTop(Elaboratable):
                 break
         return m
 
-def build_core(model, *, clock_hz, baud=115200, divisor=None, timeout=None, timeout_s=0.02,
+def build_core(model, *, clock_hz, baud=None, divisor=None, timeout=None, timeout_s=0.02,
                selftest_count=4, logits=True, backend="auto"):
     """A :class:`BoardCore` for an integer model: accelerator, self-test vectors, link settings.
 
+    ``baud`` defaults to the fastest rate the USB-serial bridge and the UART
+    divisor both make at ``clock_hz`` (:func:`boards.link.rates.fastest_baud`).
     ``divisor`` and ``timeout`` (cycles) override what ``baud`` and
     ``timeout_s`` give at ``clock_hz`` (simulations use small values);
     ``backend`` chooses the accelerator (see :func:`boards.accelerator.make_accelerator`).
@@ -379,15 +498,15 @@ def build_core(model, *, clock_hz, baud=115200, divisor=None, timeout=None, time
     return core, info
 
 
-def core_around(accelerator, info, model, *, clock_hz, baud=115200, divisor=None, timeout=None,
+def core_around(accelerator, info, model, *, clock_hz, baud=None, divisor=None, timeout=None,
                 timeout_s=0.02, selftest_count=4):
     """The :class:`BoardCore` around an accelerator already built for ``model`` (its
     ``info`` from :func:`boards.accelerator.describe_accelerator`); the link settings
     and self-test vectors as for :func:`build_core`."""
-    from .link import baud_divisor
+    from .link.rates import check_baud, fastest_baud
     from .selftest import selftest_vectors
     if divisor is None:
-        divisor = baud_divisor(clock_hz, baud)
+        divisor = check_baud(clock_hz, fastest_baud(clock_hz) if baud is None else baud)
     if timeout is None:
         timeout = max(2, int(timeout_s * clock_hz))
     images, classes = selftest_vectors(model, selftest_count) if selftest_count else (None, None)

@@ -1,32 +1,48 @@
 """Host side of the link: talk to a board (or a simulated one) over a serial port.
 
->>> with HostLink("/dev/ttyUSB0") as link:
+>>> with HostLink("/dev/ttyUSB0") as link:     # COM3 on Windows, /dev/cu.usbserial-... on macOS
 ...     link.info()                 # BoardInfo: image shape, pixel bits, classes ...
 ...     link.classify(images)       # classes (and logits) for (N, C, H, W) pixel codes
+...     link.bench(1000)            # the accelerator's own cycles/image, measured on the chip
 
-POSIX serial ports only (Linux, macOS): the port is configured with
-``termios`` (raw, 8N1, no flow control), so no extra package is needed.
+The port is opened with pyserial (8N1, no flow control), so the same code runs
+on Linux, macOS and Windows; :func:`candidate_ports` lists the serial ports a
+board may be on. The rate defaults to :data:`DEFAULT_BAUD`, what a ULX3S
+bitstream built with the default settings runs (the build report states it).
 """
 
 from collections import deque
-import os
-import select
-import termios
+from dataclasses import dataclass
+import errno
 import time
-import tty
 
 import numpy as np
+import serial
+import serial.tools.list_ports
 
 from .. import protocol
+from ..link.rates import fastest_baud
 
-__all__ = ["HostLink", "LinkError", "BoardError", "LinkTimeout", "classify", "BAUD_RATES"]
+__all__ = ["HostLink", "LinkError", "BoardError", "LinkTimeout", "BenchResult", "classify",
+           "candidate_ports", "DEFAULT_BAUD", "DEFAULT_CLOCK_HZ"]
 
-BAUD_RATES = {rate: getattr(termios, f"B{rate}") for rate in
-              (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1000000, 2000000, 3000000)
-              if hasattr(termios, f"B{rate}")}
+# The default board's oscillator (ULX3S: 25 MHz) and the rate its bitstream runs.
+DEFAULT_CLOCK_HZ = 25_000_000
+DEFAULT_BAUD = fastest_baud(DEFAULT_CLOCK_HZ)
+# FTDI's USB vendor id: the bridges of the ULX3S, ECPIX-5, Versa and most adapters.
+FTDI_VID = 0x0403
 
 _REPLY_LENGTHS = {protocol.RESULT: None, protocol.INFO_REPLY: None,
-                  protocol.SELFTEST_REPLY: None, protocol.ERROR: None}
+                  protocol.SELFTEST_REPLY: None, protocol.BENCH_REPLY: None, protocol.ERROR: None}
+
+
+def candidate_ports():
+    """Serial ports a board may be on, FTDI bridges first: a list of
+    ``(device, description)``."""
+    ports = sorted(serial.tools.list_ports.comports(),
+                   key=lambda port: (port.vid != FTDI_VID, port.device))
+    return [(port.device, port.description if port.description not in (None, "n/a")
+             else (port.hwid or "")) for port in ports]
 
 
 class LinkError(RuntimeError):
@@ -48,15 +64,41 @@ class BoardError(LinkError):
         super().__init__(f"The board rejected frame {seq} ({name})")
 
 
+@dataclass(frozen=True)
+class BenchResult:
+    """What the board measured running its on-chip images back to back.
+
+    ``cycles``: clock cycles from the first result to the last (``images - 1``
+    intervals, the steady state); ``total_cycles``: from the first pixel in to
+    the last result out; ``checksum``: CRC-16/CCITT-FALSE over the classes in
+    the order they came out.
+    """
+    images: int
+    cycles: int
+    total_cycles: int
+    checksum: int
+    clock_hz: int
+
+    @property
+    def cycles_per_image(self):
+        if self.images > 1:
+            return self.cycles / (self.images - 1)
+        return float(self.total_cycles)
+
+    @property
+    def images_per_second(self):
+        return self.clock_hz / self.cycles_per_image if self.cycles_per_image else None
+
+
 class HostLink:
     """One board on one serial port.
 
     Parameters
     ----------
     port : str
-        The device (``/dev/ttyUSB0``, ``/dev/tty.usbserial-...``, a pty).
+        The device (``/dev/ttyUSB0``, ``COM3``, ``/dev/cu.usbserial-...``, a pty).
     baud : int
-        Must match the bitstream (115200 unless built otherwise).
+        Must match the bitstream (:data:`DEFAULT_BAUD` unless built otherwise).
     timeout : float
         Seconds to wait for each reply.
     retries : int
@@ -69,9 +111,9 @@ class HostLink:
         The port does not exist or cannot be opened.
     """
 
-    def __init__(self, port, baud=115200, *, timeout=2.0, retries=1):
-        if baud not in BAUD_RATES:
-            raise LinkError(f"Baud rate must be one of {', '.join(map(str, BAUD_RATES))}, not {baud}")
+    def __init__(self, port, baud=DEFAULT_BAUD, *, timeout=2.0, retries=1):
+        if not isinstance(baud, int) or not 300 <= baud <= 12_000_000:
+            raise LinkError(f"Baud rate must be an integer in 300..12000000, not {baud}")
         if not timeout > 0:
             raise LinkError(f"Timeout must be positive, not {timeout}")
         self._port = str(port)
@@ -79,37 +121,38 @@ class HostLink:
         self._retries = int(retries)
         self._seq = 0
         self._info = None
+        self._serial = None
         try:
-            self._fd = os.open(self._port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        except FileNotFoundError:
-            raise LinkError(f"Serial port {self._port} does not exist (is the board plugged in? "
-                            f"try `ls /dev/ttyUSB* /dev/ttyACM*`)") from None
-        except PermissionError:
-            raise LinkError(f"No permission to open {self._port} (add yourself to the "
-                            f"'dialout' group, or use sudo)") from None
-        except OSError as error:
-            raise LinkError(f"Cannot open {self._port}: {error.strerror}") from None
-        try:
-            attrs = termios.tcgetattr(self._fd)
-        except termios.error:
-            os.close(self._fd)
-            raise LinkError(f"{self._port} is not a serial port") from None
-        tty.setraw(self._fd)
-        attrs = termios.tcgetattr(self._fd)
-        attrs[2] &= ~(termios.PARENB | termios.CSTOPB | termios.CSIZE | getattr(termios, "CRTSCTS", 0))
-        attrs[2] |= termios.CS8 | termios.CLOCAL | termios.CREAD
-        attrs[4] = attrs[5] = BAUD_RATES[baud]
-        termios.tcsetattr(self._fd, termios.TCSANOW, attrs)
-        termios.tcflush(self._fd, termios.TCIOFLUSH)
+            self._serial = serial.Serial(self._port, baud, bytesize=8, parity="N", stopbits=1,
+                                         timeout=self._timeout, write_timeout=self._timeout,
+                                         xonxoff=False, rtscts=False, dsrdtr=False)
+        except serial.SerialException as error:
+            raise LinkError(self._open_error(error)) from None
+        except ValueError as error:
+            raise LinkError(f"Cannot open {self._port}: {error}") from None
+        self._serial.reset_input_buffer()
         self._parser = protocol.FrameParser(_REPLY_LENGTHS, 0xFFFF)
         # Events parsed but not yet handed out: one read can hold several replies
         # (a late answer to an earlier request, then this one's).
         self._events = deque()
 
+    def _open_error(self, error):
+        code = error.errno if isinstance(error.errno, int) else None
+        text = str(error)
+        if code == errno.ENOENT or "FileNotFoundError" in text:
+            return (f"Serial port {self._port} does not exist (is the board plugged in? "
+                    f"`python -m boards.host ports` lists the serial ports)")
+        if code == errno.EACCES or "PermissionError" in text or "Access is denied" in text:
+            return (f"No permission to open {self._port} (Linux: add yourself to the 'dialout' "
+                    f"group; Windows: another program holds the port)")
+        if "configure port" in text:
+            return f"{self._port} is not a serial port"
+        return f"Cannot open {self._port}: {text}"
+
     def close(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._serial is not None:
+            self._serial.close()
+            self._serial = None
 
     def __enter__(self):
         return self
@@ -118,19 +161,20 @@ class HostLink:
         self.close()
         return False
 
+    @property
+    def baud(self):
+        return self._serial.baudrate
+
     # --- frames ------------------------------------------------------------------------
 
     def _write(self, data):
-        view = memoryview(data)
-        deadline = time.monotonic() + self._timeout
-        while view:
-            try:
-                written = os.write(self._fd, view)
-                view = view[written:]
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise LinkTimeout(f"Cannot write to {self._port}") from None
-                select.select([], [self._fd], [], 0.05)
+        try:
+            self._serial.write(data)
+            self._serial.flush()
+        except serial.SerialTimeoutException:
+            raise LinkTimeout(f"Cannot write to {self._port}") from None
+        except serial.SerialException as error:
+            raise LinkError(f"Writing {self._port} failed: {error}") from None
 
     def _read_frame(self, deadline):
         """The next reply event (:class:`protocol.Frame` or :class:`protocol.ParseError`),
@@ -142,20 +186,20 @@ class HostLink:
                 self._parser.feed([protocol.GAP])
                 raise LinkTimeout(f"No reply from the board on {self._port} within "
                                   f"{self._timeout:g} s")
-            ready, _, _ = select.select([self._fd], [], [], remaining)
-            if not ready:
-                continue
             try:
-                data = os.read(self._fd, 4096)
-            except BlockingIOError:
-                continue
-            except OSError as error:
-                raise LinkError(f"Reading {self._port} failed: {error.strerror}") from None
+                # Blocks for the first byte (no polling), then takes what has arrived.
+                self._serial.timeout = remaining
+                data = self._serial.read(1)
+                if data and self._serial.in_waiting:
+                    data += self._serial.read(self._serial.in_waiting)
+            except serial.SerialException as error:
+                raise LinkError(f"Reading {self._port} failed: {error}") from None
             self._events.extend(self._parser.feed(data))
         return self._events.popleft()
 
-    def request(self, frame_type, payload=b""):
-        """Send one frame and return the reply :class:`protocol.Frame` (its seq checked).
+    def request(self, frame_type, payload=b"", *, timeout=None):
+        """Send one frame and return the reply :class:`protocol.Frame` (its seq checked);
+        ``timeout`` (seconds) overrides the link's for this request.
 
         Raises
         ------
@@ -165,11 +209,12 @@ class HostLink:
             No reply in time (after the retries).
         """
         transient = (protocol.BAD_CRC, protocol.TIMEOUT, protocol.OVERRUN)
+        wait = self._timeout if timeout is None else float(timeout)
         for attempt in range(self._retries + 1):
             self._seq = (self._seq + 1) & 0xFF
             seq = self._seq
             self._write(protocol.encode_frame(frame_type, seq, payload))
-            deadline = time.monotonic() + self._timeout
+            deadline = time.monotonic() + wait
             try:
                 while True:
                     reply = self._read_frame(deadline)
@@ -217,6 +262,37 @@ class HostLink:
             raise LinkError("Malformed SELFTEST reply")
         return reply.payload[0], reply.payload[1]
 
+    def bench(self, images, *, timeout=None):
+        """Run ``images`` on-chip images back to back on the board: a :class:`BenchResult`.
+
+        ``timeout`` (seconds) defaults to the link's plus the time the board
+        says the run takes (its cycles/image at its clock), doubled.
+
+        Raises
+        ------
+        LinkError
+            ``images`` is not in 1 .. 2^32 - 1, or the board holds no images to run.
+        """
+        if not isinstance(images, (int, np.integer)) or not 1 <= images < 1 << 32:
+            raise LinkError(f"Benchmark image count must be in 1..{(1 << 32) - 1}, not {images}")
+        info = self.info()
+        if timeout is None:
+            run = 2 * images * (info.cycles_per_image or 100_000) / max(1, info.clock_hz)
+            timeout = self._timeout + run
+        reply = self.request(protocol.BENCH, int(images).to_bytes(protocol.BENCH_BYTES, "little"),
+                             timeout=timeout)
+        if reply.type != protocol.BENCH_REPLY:
+            raise LinkError(f"Expected a BENCH reply, not frame type {reply.type:#x}")
+        try:
+            result = protocol.BenchReply.decode(reply.payload)
+        except protocol.ProtocolError as error:
+            raise LinkError(str(error)) from None
+        if result.images == 0:
+            raise LinkError("The board holds no self-test images to run (build it with "
+                            "--selftest-images 1 or more)")
+        return BenchResult(result.images, result.cycles, result.total_cycles, result.checksum,
+                           info.clock_hz)
+
     def classify_one(self, image):
         """``(class, logits or None)`` for one image of pixel codes, shaped like the model's input."""
         info = self.info()
@@ -249,7 +325,7 @@ class HostLink:
         return np.asarray(classes, dtype=np.int64), np.asarray(logits, dtype=np.int64)
 
 
-def classify(port, images, *, baud=115200, timeout=2.0):
+def classify(port, images, *, baud=DEFAULT_BAUD, timeout=2.0):
     """Classify (N, C, H, W) pixel codes on the board at ``port``; returns ``(classes, logits)``."""
     with HostLink(port, baud, timeout=timeout) as link:
         return link.classify(images)

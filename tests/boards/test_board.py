@@ -188,3 +188,25 @@ def test_multichannel_cnn_board():
     assert [r[0] for r in results] == classify(cnn, pixels).tolist()
     assert [r[1] for r in results] == run_reference(cnn, pixels)[cnn.outputs[-1]].tolist()
     assert events[2] == protocol.Frame(protocol.SELFTEST_REPLY, 9, bytes([2, 2]))
+
+
+def test_host_bench_over_pty(pty_board, model, capsys):
+    """`bench` on the simulated board: every image of the self-test set cycled, the
+    checksum the reference's classes', one interval per image as the board's INFO
+    states (accel.build's interval), and the report names the bound with both figures."""
+    from boards.selftest import selftest_vectors
+    images, _ = selftest_vectors(model, 4)
+    with HostLink(pty_board.port, timeout=30) as link:
+        info = link.info()
+        result = link.bench(10)
+    sequence = images[np.arange(10) % 4]
+    assert result.images == 10
+    assert result.checksum == protocol.crc16(bytes(classify(model, sequence).astype(np.uint8)))
+    assert result.cycles_per_image == info.cycles_per_image
+    assert result.total_cycles > result.cycles
+    assert host_main(["bench", "--port", pty_board.port, "--timeout", "30", "--images", "6"]) == 0
+    out = capsys.readouterr().out
+    assert f"{info.cycles_per_image:,.1f} cycles/image" in out
+    assert f"{1e6 / info.cycles_per_image:,.0f} images/s at 1 MHz" in out
+    assert f"classes checksum {protocol.crc16(bytes(classify(model, images[np.arange(6) % 4]).astype(np.uint8))):04x}" in out
+    assert "bound by" in out

@@ -22,8 +22,9 @@ class ScriptedPort:
     """A fake serial port: ``answer(k, request)`` gives the bytes written back, in
     one write, after the k-th request frame (None: stay silent)."""
 
-    def __init__(self, answer):
+    def __init__(self, answer, lengths=None):
         self._answer = answer
+        self._lengths = lengths or {protocol.INFO: 0}
         self._master, self._slave = os.openpty()
         tty.setraw(self._master)
         self.requests = []
@@ -35,7 +36,7 @@ class ScriptedPort:
         return os.ttyname(self._slave)
 
     def _serve(self):
-        parser = protocol.FrameParser({protocol.INFO: 0}, 0)
+        parser = protocol.FrameParser(self._lengths)
         os.set_blocking(self._master, False)
         while not self._stop.is_set():
             try:
