@@ -295,3 +295,137 @@ def test_bias_on_a_tiny_accumulator_grid_stays_finite():
     bias = layer.quantized_bias()
     assert torch.isfinite(bias).all() and torch.isfinite(out).all()
     assert bias.tolist() == pytest.approx(layer.bias.tolist(), rel=1e-6)
+
+
+def _gaussian_error(w, step, levels):
+    return float((w - torch.clamp(torch.round(w / step), -levels, levels) * step).square().sum())
+
+
+@pytest.mark.parametrize("bits", [2, 3])
+def test_nice_low_bit_weights_use_every_level_with_the_least_error(bits):
+    # At 2 bits the 3.45-sigma clamp rounded 91 % of a Gaussian layer to zero.
+    torch.manual_seed(6)
+    w = torch.randn(64, 32, 3, 3) * 0.05
+    quant = NiceWeightQuantizer(bits)
+    levels = quant.levels
+    codes = quant.codes(w)
+    counts = torch.bincount((codes + levels).to(torch.int64).reshape(-1), minlength=2 * levels + 1)
+    assert len(counts) == 2 * levels + 1 and bool((counts > 0.01 * w.numel()).all())
+    assert float((codes == 0).float().mean()) < 0.5
+    # The clamp is the error-minimising one of a Gaussian: no other clamp on a
+    # fine grid does noticeably better on this layer.
+    best = min(_gaussian_error(w, float(k * w.std()) / levels, levels)
+               for k in np.arange(0.5, 4.0, 0.01))
+    assert _gaussian_error(w, quant.step(w), levels) <= 1.01 * best
+    # From 4 bits up the clamp stays NICE's 3.45 sigma.
+    assert NiceWeightQuantizer(4).clamp_std == 3.45
+
+
+def test_nice_clamp_option_is_checked():
+    assert NiceWeightQuantizer(2, clamp_std=3.0).clamp_std == 3.0
+    with pytest.raises(ValueError, match="Clamp must be a positive number of standard "
+                                         "deviations, not 0"):
+        NiceWeightQuantizer(2, clamp_std=0)
+
+
+@pytest.mark.parametrize("bits, signed", [(1, False), (2, False), (3, False), (2, True)])
+def test_act_quant_low_bit_clamp_starts_where_the_error_is_least(bits, signed):
+    torch.manual_seed(7)
+    x = torch.randn(20000) * 2.0 + (0.0 if signed else 0.3)
+    quant = ActQuant(bits, signed=signed)
+    quant(x)
+    start = float(quant.clamp.detach())
+
+    def error(clamp):
+        return float((clamp_quantize(x, torch.tensor(clamp), bits, signed)
+                      - (x if signed else x.clamp_min(0))).square().mean())
+    best = min(error(float(k * x.std())) for k in np.arange(0.5, 6.0, 0.02))
+    assert error(start) <= 1.02 * best
+    assert error(float(x.mean().abs() + 5 * x.std())) > 1.5 * best   # NICE's start, for contrast
+
+
+def _pot_error(quant, w):
+    return float((quant.quantized(w) - w).double().square().sum())
+
+
+def _brute_force_best_error(quant, w):
+    """Least error over every pair of top exponents (and the one of a shared range)."""
+    levels = quant.levels
+    oriented = quant.oriented(w.detach())
+    start = int(round_pot(oriented.abs().max(), quant.rounding))
+    tops = range(start + 2, start - 25, -1)
+    if not quant.sign_ranges:
+        return min(_pot_error_at(quant, w, (t, t)) for t in tops)
+    best_pos = min(_pot_error_at(quant, torch.where(oriented > 0, w, 0.0), (t, t - levels))
+                   for t in tops)
+    best_neg = min(_pot_error_at(quant, torch.where(oriented < 0, w, 0.0), (t - levels, t))
+                   for t in tops)
+    return best_pos + best_neg
+
+
+def _pot_error_at(quant, w, ranges):
+    with torch.no_grad():
+        return float((quant._quantize_oriented(quant.oriented(w), ranges) - quant.oriented(w))
+                     .double().square().sum())
+
+
+def _trained_like(seed, shape=(64, 32, 3, 3)):
+    """Heavier-tailed than Gaussian and off-centre, as a trained layer's weights (Laplace)."""
+    torch.manual_seed(seed)
+    return 0.02 * torch.distributions.Laplace(0.0, 1.0).sample(shape) + 0.002
+
+
+@pytest.mark.parametrize("method", ["pot", "gsnq"])
+@pytest.mark.parametrize("bits", [2, 3, 4])
+@pytest.mark.parametrize("kind", ["gaussian", "trained"])
+def test_pot_scale_and_zero_threshold_minimise_the_layer_error(method, bits, kind):
+    torch.manual_seed(8)
+    w = torch.randn(64, 32, 3, 3) * 0.05 if kind == "gaussian" else _trained_like(8)
+    quant = (PotWeightQuantizer(bits) if method == "pot" else GsnqWeightQuantizer(bits, w.shape))
+    assert _pot_error(quant, w) <= _brute_force_best_error(quant, w) * (1 + 1e-9)
+    # A weight is zero exactly when zero is its nearest value.
+    low = 2.0 ** (min(quant.exponent_ranges(w)) - quant.levels + 1) if method == "pot" else None
+    q = quant.quantized(w)
+    if low is not None:
+        assert torch.equal(q == 0, w.abs() < low / 2)
+    if bits == 2:
+        assert float((q == 0).float().mean()) < 0.6      # was 97 % for PoT
+
+
+@pytest.mark.parametrize("method", ["pot", "gsnq"])
+@pytest.mark.parametrize("target", [0.0, 0.3, 0.5, 0.8])
+def test_pot_2bit_never_prunes_more_than_the_target_asks(method, target):
+    w = _trained_like(9)
+    options = {"target_sparsity": target}
+    quant = (PotWeightQuantizer(2, **options) if method == "pot"
+             else GsnqWeightQuantizer(2, w.shape, **options))
+    plain = (PotWeightQuantizer(2) if method == "pot" else GsnqWeightQuantizer(2, w.shape))
+    nearest_zero = float((plain.quantized(w) == 0).float().mean())
+    sparsity = quant.sparsity(w)
+    assert sparsity >= target
+    assert sparsity <= max(target + 1 / w.numel(), nearest_zero)
+    assert nearest_zero < 0.6
+
+
+def test_gsnq_inq_portions_work_from_trained_weights():
+    # From trained weights the scale was the largest weight's, and INQ froze
+    # three quarters of a 2-bit layer at zero; now the frozen layer keeps the
+    # least-error levels and the largest weights freeze at non-zero levels.
+    w = nn.Parameter(_trained_like(10))
+    quant = GsnqWeightQuantizer(2, w.shape)
+    quant.train()
+    quant.mode = "noisy"
+    best = _brute_force_best_error(quant, w.detach())
+    for portion in (0.5, 0.75, 0.875, 1.0):
+        quant.freeze(w, portion)
+        assert quant.frozen_fraction == pytest.approx(portion, abs=1 / w.numel())
+        out = quant(w)
+        assert torch.equal(out[quant.frozen], quant.frozen_values[quant.frozen])
+        if portion == 0.5:             # the largest half is almost all non-zero levels
+            assert float((quant.frozen_values[quant.frozen] == 0).float().mean()) < 0.1
+        with torch.no_grad():           # training moves the free weights a little
+            w[~quant.frozen] += 0.001 * torch.randn(int((~quant.frozen).sum()))
+    final = quant.quantized(w)
+    assert set(torch.sign(final).unique().tolist()) == {-1.0, 0.0, 1.0}
+    assert float((final == 0).float().mean()) < 0.6
+    assert float((final - w.detach()).double().square().sum()) <= 1.05 * best
