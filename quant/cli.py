@@ -1,4 +1,5 @@
-"""``python -m quant train|eval|export|bops|report``: the training-side command line.
+"""``python -m quant train|eval|export|bops|report|import|export-onnx``: the training-side
+command line, and the bridge to QONNX (``import`` from Brevitas/FINN, ``export-onnx`` back).
 
 Errors print one line on stderr and exit with status 1 (2 for usage errors);
 ``--debug`` shows the traceback instead.
@@ -187,6 +188,41 @@ def build_parser():
     report.add_argument("--output", "-o", type=Path, default=Path("report"),
                         help="output folder (default ./report)")
     _add_common(report)
+
+    imported = sub.add_parser(
+        "import", help="import a QONNX / FINN-ONNX model (e.g. from Brevitas) as a .qnn file",
+        description="Map a QONNX graph (Brevitas export_qonnx) or a FINN-ONNX graph "
+                    "(MultiThreshold) onto an integer model, run both the qonnx executor and the "
+                    "reference interpreter on data, and write the .qnn file only when their "
+                    "classes agree (exact ties aside). Needs the onnx extra.")
+    imported.add_argument("onnx", type=Path, help="the .onnx file")
+    imported.add_argument("--output", "-o", type=Path, required=True,
+                          help="the .qnn file to write (missing folders are created)")
+    imported.add_argument("--data", default=None,
+                          help="data for the agreement check: digits, fashion-mnist, a .npz file "
+                               "with 'images' and 'labels' (images as the ONNX input expects "
+                               "them), or random (inputs covering the model's input range); "
+                               "default: digits when the input is 1x8x8, else random")
+    imported.add_argument("--data-dir", help="folder holding the Fashion-MNIST idx files")
+    imported.add_argument("--count", type=_count, default=1000, metavar="N",
+                          help="compare on N images (0: skip the check; default 1000)")
+    imported.add_argument("--seed", type=_count, default=0,
+                          help="seed of the random inputs (default 0)")
+    imported.add_argument("--name", help="the model's name (default: the file's stem)")
+    imported.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+    exported = sub.add_parser(
+        "export-onnx", help="write a .qnn integer model as QONNX (for FINN or hls4ml)",
+        description="Write an integer model as a QONNX graph in integer units (Quant weights, "
+                    "MultiThreshold requantization) and check with the qonnx executor that it "
+                    "predicts the reference interpreter's classes. Needs the onnx extra.")
+    exported.add_argument("model", type=Path, help="the .qnn file")
+    exported.add_argument("--output", "-o", type=Path, required=True,
+                          help="the .onnx file to write (missing folders are created)")
+    exported.add_argument("--check", type=_count, default=100, metavar="N",
+                          help="compare on N random inputs covering the input range (0: skip; "
+                               "default 100)")
+    exported.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return parser
 
 
@@ -374,9 +410,19 @@ def _cmd_eval(args):
         from quant.ir import load_model
         from sim.reference import classify
         model_ir = load_model(target)
-        images, labels = _data_for(args, model_ir.metadata, target, model_ir.inputs[0].shape)
-        bits = model_ir.metadata.get("input_bits", 8)
-        predictions = np.concatenate([classify(model_ir, quantize_images(images[i:i + 256], bits))
+        from quant.onnx.encoding import input_shape
+        images, labels = _data_for(args, model_ir.metadata, target, input_shape(model_ir))
+        if "input_encoding" in model_ir.metadata:          # imported from ONNX
+            from quant.onnx.encoding import encode_inputs
+
+            def encode(batch):
+                return encode_inputs(model_ir, batch)
+        else:
+            bits = model_ir.metadata.get("input_bits", 8)
+
+            def encode(batch):
+                return quantize_images(batch, bits)
+        predictions = np.concatenate([classify(model_ir, encode(images[i:i + 256]))
                                       for i in range(0, len(images), 256)])
         accuracy, kind = float(np.mean(predictions == labels)), "integer"
     if args.json:
@@ -461,8 +507,82 @@ def _cmd_report(args):
         print(f"wrote {path}")
 
 
+def _import_data(args, model):
+    """(images, description) for the agreement check of ``import``."""
+    from quant.onnx.encoding import input_shape, random_inputs
+    shape = input_shape(model)
+    data = args.data or ("digits" if shape == (1, 8, 8) else "random")
+    if data == "random":
+        return random_inputs(model, args.count, args.seed), f"{args.count} random inputs", None
+    from quant.data import load_dataset
+    images = load_dataset(data, "test", args.data_dir)[0]
+    if tuple(images.shape[1:]) != shape:
+        raise ValueError(f"the model takes inputs of shape {shape}, but data set {data!r} has "
+                         f"{tuple(images.shape[1:])}; pass --data random or a matching .npz file")
+    images = images[:args.count]
+    return images, f"{len(images)} images of {data}", data
+
+
+def _cmd_import(args):
+    from quant.ir import save_model
+    from quant.onnx import compare, import_qonnx
+    model = import_qonnx(args.onnx, name=args.name)
+    print(model.summary())
+    source = model.inputs[0].type
+    if source.signed:
+        print(f"note: the input codes are signed ({source.describe()}); the reference and the "
+              "streaming builder take them, the board host link sends unsigned pixels only",
+              file=sys.stderr)
+    if args.count:
+        images, described, dataset = _import_data(args, model)
+        result = compare(args.onnx, model, images)
+        print(f"{result.describe()} on {described}")
+        if result.mismatches:
+            raise ValueError(f"the integer model disagrees with the qonnx executor on "
+                             f"{result.mismatches} of {result.images} inputs beyond exact ties, "
+                             f"so the mapping is wrong for this graph; {args.output} was not "
+                             "written")
+        if dataset and dataset != "random":
+            from quant.ir import IntegerModel
+            meta = dict(model.metadata, dataset=dataset, **(
+                {"data_dir": args.data_dir} if args.data_dir else {}))
+            model = IntegerModel(list(model.ops), list(model.outputs), name=model.name,
+                                 metadata=meta)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, args.output)
+    print(f"wrote {args.output}")
+
+
+def _cmd_export_onnx(args):
+    import os
+    import tempfile
+    from quant.ir import load_model
+    from quant.onnx import compare, export_qonnx
+    from quant.onnx.encoding import random_inputs
+    model = load_model(args.model)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    # Checked under a temporary name: a wrong export never reaches the output path.
+    handle, temporary = tempfile.mkstemp(dir=args.output.parent, prefix=f".{args.output.name}.",
+                                         suffix=".tmp")
+    os.close(handle)
+    try:
+        export_qonnx(model, temporary)
+        if args.check:
+            result = compare(temporary, model, random_inputs(model, args.check))
+            print(f"{result.describe()} on {args.check} random inputs")
+            if result.agree + result.ties != result.images:
+                raise ValueError(f"the exported graph disagrees with the reference interpreter "
+                                 f"on {result.mismatches} of {result.images} inputs; "
+                                 f"{args.output} was not written")
+        os.replace(temporary, args.output)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    print(f"wrote {args.output}")
+
+
 _COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "export": _cmd_export, "bops": _cmd_bops,
-             "report": _cmd_report}
+             "report": _cmd_report, "import": _cmd_import, "export-onnx": _cmd_export_onnx}
 
 
 def main(argv=None):
