@@ -75,6 +75,10 @@ def export(component, path, fmt="verilog", name=None, *, emit_src=True):
     try:
         with os.fdopen(descriptor, "w") as file:
             file.write(text)
+        # mkstemp creates 0600; the result is an ordinary file (0666 less the umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
