@@ -10,9 +10,18 @@ when Brevitas imports (``pip install brevitas``; it resolves with torch 2.13.0
 but pins setuptools<81, so it may be installed in a separate folder given by
 ``--brevitas-path``).
 
-Writes bench/results/quant_methods.json and .md (atomically).
+Writes bench/results/quant_methods.json and .md (atomically; ``--name`` changes
+the file names).
 
     python bench/quant_methods.py --epochs 6 --subset 12000 --test-subset 10000 --seeds 3 --jobs 3
+
+The low-bit goals (every method at W2A2 at least Brevitas's W2A2, every method at
+W3A3 within 1.0 point of float) are checked at the end of the table; rows not
+run (``--configs``, or no Brevitas) are taken from ``--reference``, an earlier
+result file of the same bench, and marked as such:
+
+    python bench/quant_methods.py --epochs 6 --subset 12000 --test-subset 10000 --seeds 3 \
+        --jobs 2 --configs W2A2 W3A3 --no-brevitas --name quant_methods_lowbit
 
 Every run re-estimates its batch-norm statistics after training (``--bn-calibration``).
 """
@@ -34,7 +43,12 @@ from quant.bops import count_bops  # noqa: E402
 from quant.export import agreement, export_model  # noqa: E402
 from quant.models import FashionCNN  # noqa: E402
 from quant.nn import quantize_model, weighted_layers  # noqa: E402
-from quant.runs import _atomic_write, load_split, write_json  # noqa: E402
+from quant.report import DEFAULT_DEVICE, DEFAULT_TARGET_CYCLES, hardware_cost  # noqa: E402
+# The builder, imported with the rest (before hours of training) rather than at
+# the first estimate.
+import accel  # noqa: E402,F401
+from accel.stream import argmax, mvu, pool, requantize, residual, window  # noqa: E402,F401
+from quant.runs import _atomic_write, load_split, read_json, write_json  # noqa: E402
 from quant.schedule import make_schedule  # noqa: E402
 from quant.training import evaluate, fit, set_seed  # noqa: E402
 
@@ -82,6 +96,15 @@ def run_one(method, weight_bits, act_bits, train, test, args, check):
         row["export_agreement"] = agree
         row["integer_accuracy"] = float(np.mean(int_pred == check[1]))
         row["pytorch_accuracy_on_check"] = evaluate(model, *check)
+        if args.target_cycles:
+            # The builder's LUT estimate of this trained model, for `quant report`.
+            try:
+                cost = hardware_cost(model_ir, args.device, args.target_cycles)
+            except Exception as error:    # the estimate must not lose an hour of training
+                cost = {"luts": None, "fits": False, "interval": None,
+                        "note": f"no estimate: {type(error).__name__}: {error}"}
+            row.update(luts=cost["luts"] if cost["fits"] else None, lut_note=cost["note"],
+                       interval=cost["interval"])
     return row
 
 
@@ -100,41 +123,61 @@ def run_brevitas(bits, train, test, args):
             "sparsity": None}
 
 
-def run_seed(seed, args, with_brevitas):
-    """Every configuration (and Brevitas when asked) trained with ``seed``: one row each."""
+def selected_configs(args):
+    """CONFIGS narrowed by ``--only`` (methods) and ``--configs`` (float, WxAy, method:WxAy),
+    in the order ``--configs`` gives them (so the most wanted ones finish first)."""
+    chosen = [c for c in CONFIGS if not args.only or c[0] in args.only]
+    if not args.configs:
+        return chosen
+    ordered = []
+    for pattern in args.configs:
+        method, _, widths = pattern.rpartition(":") if ":" in pattern else ("", "", pattern)
+        for config in chosen:
+            name = "float" if config[0] == "float" else f"W{config[1]}A{config[2]}"
+            if (widths == "float" and config[0] == "float") or \
+                    (widths == name and config[0] != "float" and method in ("", config[0])):
+                if config not in ordered:
+                    ordered.append(config)
+    return ordered
+
+
+def run_task(seed, config, args):
+    """One configuration (a CONFIGS entry, or ("brevitas", bits, bits)) trained with ``seed``."""
     args = argparse.Namespace(**{**vars(args), "seed": seed})
-    if with_brevitas and args.brevitas_path and args.brevitas_path not in sys.path:
+    method, weight_bits, act_bits = config
+    if method == "brevitas" and args.brevitas_path and args.brevitas_path not in sys.path:
         sys.path.insert(0, args.brevitas_path)      # a worker process starts without it
     train, test = load_split("fashion-mnist", None, args.subset or None, args.test_subset or None,
                              seed)
     check = (test[0][:args.check], test[1][:args.check])
-    rows = []
-    for method, weight_bits, act_bits in CONFIGS:
-        if args.only and method not in args.only:
-            continue
-        print(f"== seed {seed}: {method} W{weight_bits}A{act_bits}", file=sys.stderr)
-        rows.append(run_one(method, weight_bits, act_bits, train, test, args, check))
-        print(f"   accuracy {100 * rows[-1]['test_accuracy']:.2f}%", file=sys.stderr)
-    if with_brevitas:
-        for bits in (4, 2):
-            print(f"== seed {seed}: brevitas W{bits}A{bits}", file=sys.stderr)
-            rows.append(run_brevitas(bits, train, test, args))
-    for row in rows:
-        row["seed"] = seed
-    return rows
+    print(f"== seed {seed}: {method} W{weight_bits}A{act_bits}", file=sys.stderr, flush=True)
+    if method == "brevitas":
+        row = run_brevitas(weight_bits, train, test, args)
+    else:
+        row = run_one(method, weight_bits, act_bits, train, test, args, check)
+    print(f"   seed {seed}: {method} W{weight_bits}A{act_bits} accuracy "
+          f"{100 * row['test_accuracy']:.2f}%", file=sys.stderr, flush=True)
+    row["seed"] = seed
+    return row
 
 
 def run_seeds(args, with_brevitas):
-    """The runs of every seed, in seed order; with ``--jobs`` above 1 the seeds train in
-    that many worker processes at once (each with its own torch threads), so the
-    epoch-time ratios stay within one process and one seed."""
+    """Every selected configuration with every seed, configuration by configuration.
+
+    With ``--jobs`` above 1, that many worker processes (each with its own torch
+    threads) take the (configuration, seed) runs in this order, so two jobs stay
+    busy even with an odd number of seeds; the epoch-time ratios then compare runs
+    of different processes running side by side."""
     seeds = list(range(args.seed, args.seed + args.seeds))
-    if args.jobs <= 1 or len(seeds) == 1:
-        return [run for seed in seeds for run in run_seed(seed, args, with_brevitas)]
+    configs = selected_configs(args) + ([("brevitas", 4, 4), ("brevitas", 2, 2)]
+                                        if with_brevitas else [])
+    tasks = [(seed, config) for config in configs for seed in seeds]
+    if args.jobs <= 1 or len(tasks) == 1:
+        return [run_task(seed, config, args) for seed, config in tasks]
     context = multiprocessing.get_context("spawn")   # no forked torch state
-    with ProcessPoolExecutor(min(args.jobs, len(seeds)), mp_context=context) as pool:
-        futures = [pool.submit(run_seed, seed, args, with_brevitas) for seed in seeds]
-        return [run for future in futures for run in future.result()]
+    with ProcessPoolExecutor(min(args.jobs, len(tasks)), mp_context=context) as pool:
+        futures = [pool.submit(run_task, seed, config, args) for seed, config in tasks]
+        return [future.result() for future in futures]
 
 
 def aggregate(runs):
@@ -151,12 +194,49 @@ def aggregate(runs):
                "test_accuracy": float(np.mean([run["test_accuracy"] for run in group])),
                "epoch_seconds": float(np.mean([run["epoch_seconds"] for run in group])),
                "bops": group[0]["bops"], "weight_memory_bits": group[0]["weight_memory_bits"]}
+        luts = [run["luts"] for run in group if run.get("luts") is not None]
+        row["luts"] = float(np.mean(luts)) if luts else None
         sparsity = [run["sparsity"] for run in group if run.get("sparsity") is not None]
         row["sparsity"] = float(np.mean(sparsity)) if sparsity else None
         agreements = [run["export_agreement"] for run in group if "export_agreement" in run]
         row["export_agreement"] = min(agreements) if agreements else None
         rows.append(row)
     return rows
+
+
+def add_reference(rows, path):
+    """The float and Brevitas rows of an earlier result file that this run lacks, marked
+    ``reference``: the low-bit goals compare against them."""
+    if path is None or not path.exists():
+        return rows
+    have = {(r["method"], r["weight_bits"], r["act_bits"]) for r in rows}
+    extra = [{**r, "reference": str(path.name)} for r in read_json(path)["rows"]
+             if r["method"] in ("float", "brevitas")
+             and (r["method"], r["weight_bits"], r["act_bits"]) not in have]
+    return rows + extra
+
+
+def goals(rows):
+    """The low-bit goals, one line each: W2A2 at least Brevitas's W2A2 mean, W3A3 within
+    1.0 point of float (3-seed means when run with --seeds 3)."""
+    def find(method, bits):
+        return next((r for r in rows if r["method"] == method
+                     and (method == "float" or r["weight_bits"] == r["act_bits"] == bits)), None)
+    lines, brevitas, reference = [], find("brevitas", 2), find("float", 32)
+    for method in ("nice", "uniq", "pot", "gsnq"):
+        row = find(method, 2)
+        if row and brevitas:
+            gap = 100 * (row["test_accuracy"] - brevitas["test_accuracy"])
+            lines.append(f"{method} W2A2 {100 * row['test_accuracy']:.2f} vs Brevitas W2A2 "
+                         f"{100 * brevitas['test_accuracy']:.2f} ({gap:+.2f}): "
+                         f"{'met' if gap >= 0 else 'NOT met'}")
+        row = find(method, 3)
+        if row and reference:
+            gap = 100 * (row["test_accuracy"] - reference["test_accuracy"])
+            lines.append(f"{method} W3A3 {100 * row['test_accuracy']:.2f} vs float "
+                         f"{100 * reference['test_accuracy']:.2f} ({gap:+.2f}, goal >= -1.00): "
+                         f"{'met' if gap >= -1.0 else 'NOT met'}")
+    return lines
 
 
 def markdown(rows, args, notes):
@@ -169,20 +249,27 @@ def markdown(rows, args, notes):
              f"FashionCNN, Adam at {args.lr:g}, "
              f"{'cosine-decayed' if args.lr_decay == 'cosine' else 'constant'} learning rate, "
              f"{calibration}{seeds})", "",
-             "| method | W/A | accuracy (%) | vs float | per seed | BOPs | weight kbit | sparsity "
-             "| export agreement (%) | epoch time / float |",
-             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+             "| method | W/A | accuracy (%) | vs float | per seed | BOPs | LUTs | weight kbit "
+             "| sparsity | export agreement (%) | epoch time / float |",
+             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        ratio = f"{r['epoch_seconds'] / reference['epoch_seconds']:.2f}" if reference else ""
+        ratio = (f"{r['epoch_seconds'] / reference['epoch_seconds']:.2f}"
+                 if reference and not reference.get("reference") and not r.get("reference") else "")
         gap = (f"{100 * (r['test_accuracy'] - reference['test_accuracy']):+.2f}"
                if reference and r is not reference else "")
         agree = f"{100 * r['export_agreement']:.2f}" if r.get("export_agreement") is not None else ""
         sparsity = f"{100 * r['sparsity']:.1f}%" if r.get("sparsity") is not None else ""
         wa = "32/32" if r["method"] == "float" else f"{r['weight_bits']}/{r['act_bits']}"
         per_seed = ", ".join(f"{100 * a:.2f}" for a in r["accuracies"])
-        lines.append(f"| {r['method']} | {wa} | {100 * r['test_accuracy']:.2f} | {gap} | {per_seed} "
-                     f"| {r['bops']:.3e} | {r['weight_memory_bits'] / 1000:.1f} | {sparsity} "
+        luts = "" if r.get("luts") is None else f"{r['luts']:,.0f}"
+        name = f"{r['method']} ({r['reference']})" if r.get("reference") else r["method"]
+        lines.append(f"| {name} | {wa} | {100 * r['test_accuracy']:.2f} | {gap} | {per_seed} "
+                     f"| {r['bops']:.3e} | {luts} "
+                     f"| {r['weight_memory_bits'] / 1000:.1f} | {sparsity} "
                      f"| {agree} | {ratio} |")
+    checks = goals(rows)
+    if checks:
+        lines += ["", "Low-bit goals:", ""] + [f"- {c}" for c in checks]
     return "\n".join(lines + [""] + [f"- {n}" for n in notes]) + "\n"
 
 
@@ -209,9 +296,24 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per run (default 1)")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="seeds trained at once in worker processes (default 1; give the "
+                        help="runs trained at once in worker processes (default 1; give the "
                              "number of cores, with --threads 1)")
     parser.add_argument("--only", nargs="*", help="methods to run (default: all)")
+    parser.add_argument("--configs", nargs="*", metavar="CONFIG",
+                        help="configurations to run, in this order: float, WxAy (every method at "
+                             "those widths) or method:WxAy, e.g. W2A2 W3A3 (default: all)")
+    parser.add_argument("--reference", type=Path,
+                        default=ROOT / "bench" / "results" / "quant_methods.json",
+                        help="earlier result file whose float and Brevitas rows stand in for "
+                             "those not run here, marked in the table (default "
+                             "bench/results/quant_methods.json)")
+    parser.add_argument("--device", default=DEFAULT_DEVICE,
+                        help=f"device of the LUT estimate (default {DEFAULT_DEVICE})")
+    parser.add_argument("--target-cycles", type=int, default=DEFAULT_TARGET_CYCLES,
+                        help="cycles per image the LUT estimate folds every trained model for "
+                             f"(default {DEFAULT_TARGET_CYCLES}; 0 = no estimate)")
+    parser.add_argument("--name", default="quant_methods",
+                        help="base name of the result files (default quant_methods)")
     parser.add_argument("--brevitas-path", help="extra folder on sys.path where brevitas is installed")
     parser.add_argument("--no-brevitas", action="store_true", help="skip the Brevitas comparison")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results",
@@ -235,19 +337,30 @@ def main(argv=None):
             notes.append(f"Brevitas {brevitas.__version__}: QuantConv2d/QuantLinear (per-tensor "
                          "float scale) and QuantReLU at the same width, 8-bit input; BOPs "
                          "computed for the same widths.")
+    if args.configs and not selected_configs(args):
+        parser.error(f"--configs {' '.join(args.configs)} selects no configuration; give float, "
+                     "WxAy or method:WxAy, e.g. W2A2")
     runs = run_seeds(args, with_brevitas)
-    rows = aggregate(runs)
+    rows = add_reference(aggregate(runs), args.reference)
+    if any(r.get("reference") for r in rows):
+        notes.append(f"Rows marked ({args.reference.name}) were not run here: they are the "
+                     "earlier run's of the same bench, for the goals' comparison.")
     notes.append("Epoch time / float: mean training-epoch time of the run divided by the float "
-                 "run's, same machine, same process, one torch thread.")
+                 "run's, same machine, one torch thread (with --jobs above 1, runs in "
+                 "processes side by side).")
+    if args.target_cycles:
+        notes.append(f"LUTs: the streaming builder's estimate for each trained model folded for "
+                     f"{args.target_cycles:,} cycles per image, checked against {args.device} "
+                     "(distributed RAM counted as LUTs), mean over the seeds.")
     notes.append("Export agreement: integer model (reference interpreter) vs PyTorch quantized "
                  f"evaluation, same predicted class, on the first {args.check} test images "
                  "(the lowest over the seeds).")
     args.output.mkdir(parents=True, exist_ok=True)
-    write_json(args.output / "quant_methods.json",
+    write_json(args.output / f"{args.name}.json",
                {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                 "rows": rows, "runs": runs, "notes": notes})
     text = markdown(rows, args, notes)
-    _atomic_write(args.output / "quant_methods.md", lambda tmp: Path(tmp).write_text(text))
+    _atomic_write(args.output / f"{args.name}.md", lambda tmp: Path(tmp).write_text(text))
     print(text)
     return 0
 
