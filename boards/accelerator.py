@@ -113,7 +113,7 @@ def output_fields(component):
     return cast.width, 0, 0
 
 
-def make_accelerator(model, *, logits=True, backend="auto"):
+def make_accelerator(model, *, logits=True, backend="auto", target_cycles=None, budget=None):
     """The accelerator for ``model`` and what the board needs to know about it.
 
     Parameters
@@ -125,6 +125,9 @@ def make_accelerator(model, *, logits=True, backend="auto"):
     backend : str
         ``"accel"`` (``accel.build``), ``"standin"`` (:mod:`boards.standin`), or
         ``"auto"``: ``accel.build`` when it is available.
+    target_cycles, budget : int, optional
+        ``accel.build``'s folding: cycles per image each layer must meet, or the
+        multiply units to spend (one of them; neither: its default budget).
 
     Raises
     ------
@@ -135,7 +138,9 @@ def make_accelerator(model, *, logits=True, backend="auto"):
     _board_input(model)                # fail before building anything
     if backend not in ("auto", "accel", "standin"):
         raise ValueError(f"Backend must be auto, accel or standin, not {backend!r}")
-    component, order, cycles, backend = _build(model, backend, logits)
+    folding = {key: value for key, value in (("target_cycles", target_cycles), ("budget", budget))
+               if value is not None}
+    component, order, cycles, backend = _build(model, backend, logits, folding)
     return component, describe_accelerator(model, component, order=order, cycles_per_image=cycles,
                                            backend=backend, logits=logits)
 
@@ -187,7 +192,7 @@ def describe_accelerator(model, component, *, order, cycles_per_image, backend, 
                            fingerprint=model_fingerprint(model), backend=backend)
 
 
-def _build(model, backend, logits):
+def _build(model, backend, logits, folding):
     """(component, pixel order, cycles per image, backend name)."""
     if backend in ("auto", "accel"):
         try:
@@ -198,11 +203,16 @@ def _build(model, backend, logits):
         else:
             from quant.ir import ModelError
             try:
-                component = accel_build(model, logits=logits)
+                component = accel_build(model, logits=logits, **folding)
             except ModelError as error:
                 raise AcceleratorError(f"unsupported model: {error}") from None
+            except ValueError as error:     # a folding that cannot be met
+                raise AcceleratorError(str(error)) from None
             # accel.build streams pixels row-major, all channels of a pixel per word.
             return component, 1, component.report.interval, "accel.build"
+    if folding:
+        raise AcceleratorError("the stand-in accelerator has no folding options "
+                               "(target cycles, budget)")
     from .standin import StandInAccelerator, supports_standin
     if not supports_standin(model):
         raise AcceleratorError("the stand-in accelerator runs only input -> flatten -> linear models")

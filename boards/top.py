@@ -481,18 +481,20 @@ class BoardTop(Elaboratable):
         return m
 
 def build_core(model, *, clock_hz, baud=None, divisor=None, timeout=None, timeout_s=0.02,
-               selftest_count=4, logits=True, backend="auto"):
+               selftest_count=4, logits=True, backend="auto", target_cycles=None, budget=None):
     """A :class:`BoardCore` for an integer model: accelerator, self-test vectors, link settings.
 
     ``baud`` defaults to the fastest rate the USB-serial bridge and the UART
     divisor both make at ``clock_hz`` (:func:`boards.link.rates.fastest_baud`).
     ``divisor`` and ``timeout`` (cycles) override what ``baud`` and
     ``timeout_s`` give at ``clock_hz`` (simulations use small values);
-    ``backend`` chooses the accelerator (see :func:`boards.accelerator.make_accelerator`).
+    ``backend``, ``target_cycles`` and ``budget`` choose the accelerator and its
+    folding (see :func:`boards.accelerator.make_accelerator`).
     Returns ``(core, info)``.
     """
     from .accelerator import make_accelerator
-    accelerator, info = make_accelerator(model, logits=logits, backend=backend)
+    accelerator, info = make_accelerator(model, logits=logits, backend=backend,
+                                         target_cycles=target_cycles, budget=budget)
     core = core_around(accelerator, info, model, clock_hz=clock_hz, baud=baud, divisor=divisor,
                        timeout=timeout, timeout_s=timeout_s, selftest_count=selftest_count)
     return core, info

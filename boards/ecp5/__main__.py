@@ -10,16 +10,15 @@ from pathlib import Path
 
 from accel.toolchain import ToolNotFoundError
 
+from ..cli import UsageError, add_core_options, core_settings
 from .platforms import BOARDS, DEFAULT_BOARD, make_platform
 from .program import ProgramError, program
 from .toolflow import BuildError, run_flow
 
+__all__ = ["main", "UsageError", "load_board_model", "default_model_path", "clocked_platform"]
+
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 DEFAULT_OUT = "build/ecp5"
-
-
-class UsageError(Exception):
-    pass
 
 
 def default_model_path():
@@ -60,9 +59,7 @@ def parse_args(argv):
     build.add_argument("--model", help=".qnn integer model (default: the shipped default model, "
                                        "or the stand-in digits model)")
     build.add_argument("--out", default=DEFAULT_OUT, help=f"build directory (default {DEFAULT_OUT})")
-    build.add_argument("--baud", type=int, default=115200, help="host link baud rate (default 115200)")
-    build.add_argument("--selftest-images", type=int, default=4,
-                       help="test images kept in ROM for the self-test (default 4; 0: none)")
+    add_core_options(build, "25 MHz on the ULX3S")
     build.add_argument("--no-logits", action="store_true",
                        help="send only the class to the host, not the logits")
     build.add_argument("--allow-timing-fail", action="store_true",
@@ -103,36 +100,52 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def clocked_platform(board, clock_hz):
+    """``board``'s platform with its default clock constrained to ``clock_hz`` (the
+    oscillator's frequency unless told otherwise)."""
+    from amaranth.build import Clock
+    platform = make_platform(board)
+    if clock_hz != platform.default_clk_frequency:
+        platform.lookup(platform.default_clk).clock = Clock(clock_hz)
+    return platform
+
+
 def build(args):
     from ..accelerator import AcceleratorError
-    from ..link import baud_divisor
+    from ..throughput import link_images_per_second
     from ..top import BoardTop, build_core
     model, model_name = load_board_model(args.model)
-    platform = make_platform(args.board)
-    clock_hz = platform.default_clk_frequency
-    try:
-        baud_divisor(clock_hz, args.baud)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    if args.selftest_images < 0 or args.selftest_images > 255:
-        raise UsageError(f"--selftest-images must be in 0..255, not {args.selftest_images}")
+    oscillator = make_platform(args.board).default_clk_frequency
+    settings = core_settings(args, oscillator)
+    clock_hz = settings["clock_hz"]
+    platform = clocked_platform(args.board, clock_hz)
     if args.parts < 1:
         raise UsageError(f"--parts must be a positive integer, not {args.parts}")
     if args.fill is not None and args.parts == 1:
         raise UsageError("--fill applies to a build over several boards (--parts N, N > 1)")
     if args.part is not None and args.parts == 1:
         raise UsageError("--part applies to a build over several boards (--parts N, N > 1)")
+    notes = []
+    if clock_hz != oscillator:
+        notes.append(f"built for a {clock_hz / 1e6:g} MHz clock; the {args.board}'s oscillator runs "
+                     f"at {oscillator / 1e6:g} MHz and the top has no PLL, so on this board the "
+                     f"UART rate and images/s scale by {oscillator / clock_hz:.3g}")
     if args.parts > 1:
         from .parts import RING_FILL, build_ring
         from .platforms import LINK_HEADERS
         if args.board not in LINK_HEADERS:
             raise UsageError(f"--parts {args.parts} needs link header pins: "
                              f"--board {' or '.join(sorted(LINK_HEADERS))}, not {args.board}")
+        if args.target_cycles is not None or args.budget is not None:
+            raise UsageError("--target-cycles and --budget apply to one board; --parts chooses "
+                             "each part's folding to balance the chain")
+        if clock_hz != oscillator:
+            raise UsageError("--clock applies to one board; a ring runs from the oscillators")
         fill = RING_FILL if args.fill is None else args.fill
         if not 0 < fill <= 1:
             raise UsageError(f"--fill must be in (0, 1], not {fill}")
-        options = dict(clock_hz=clock_hz, baud=args.baud, selftest_count=args.selftest_images,
-                       logits=not args.no_logits)
+        options = dict(clock_hz=clock_hz, baud=settings["baud"],
+                       selftest_count=settings["selftest_count"], logits=not args.no_logits)
         text, data = build_ring(model, model_name, args.parts, args.out, board=args.board,
                                 core_options=options, allow_timing_fail=args.allow_timing_fail,
                                 seed=args.seed, fill=fill, router=args.router,
@@ -140,13 +153,16 @@ def build(args):
         print(json.dumps(data, indent=2) if args.json else text, end="\n" if args.json else "")
         return EXIT_OK
     try:
-        core, info = build_core(model, clock_hz=clock_hz, baud=args.baud,
-                                selftest_count=args.selftest_images, logits=not args.no_logits)
+        core, info = build_core(model, clock_hz=clock_hz, baud=settings["baud"],
+                                selftest_count=settings["selftest_count"], logits=not args.no_logits,
+                                target_cycles=settings["target_cycles"], budget=settings["budget"])
     except AcceleratorError as error:
         raise BuildError(f"Cannot build an accelerator for {model_name}: {error}") from None
+    link = link_images_per_second(settings["baud"], info.pixels, 1 + info.classes * info.logit_bytes)
     report = run_flow(platform, BoardTop(core), args.out, board=args.board, model_name=model_name,
                       accelerator=info.backend, cycles_per_image=info.cycles_per_image,
-                      allow_timing_fail=args.allow_timing_fail, seed=args.seed, router=args.router)
+                      allow_timing_fail=args.allow_timing_fail, seed=args.seed, router=args.router,
+                      baud=settings["baud"], link_images_per_second=link, notes=notes)
     print(json.dumps(report.to_json(), indent=2) if args.json else report.to_text(), end="")
     return EXIT_OK
 

@@ -65,8 +65,22 @@ class BuildReport:
     bitstream: str | None = None
     timing_met: bool | None = None
     notes: list = field(default_factory=list)
+    baud: int | None = None                      # the host link's rate
+    link_images_per_second: float | None = None  # what the host link carries
+    bound: str | None = None                     # "link" or "accelerator"
+
+    def throughput(self):
+        """The :class:`boards.throughput.Throughput` at the applied clock, or None
+        without a host link rate."""
+        from ..throughput import Throughput
+        if not self.baud or not self.link_images_per_second:
+            return None
+        accelerator = self.clock_hz / self.cycles_per_image if self.cycles_per_image else None
+        return Throughput(accelerator=accelerator, link=self.link_images_per_second, baud=self.baud)
 
     def to_json(self):
+        figures = self.throughput()
+        self.bound = figures.bound if figures else None
         return asdict(self)
 
     def to_text(self):
@@ -87,6 +101,11 @@ class BuildReport:
             lines.append(f"images/s     {self.clock_hz / self.cycles_per_image:,.0f} at the "
                          f"{clock:g} MHz clock" + (f", {self.images_per_second:,.0f} at fmax"
                                                     if self.images_per_second else ""))
+        figures = self.throughput()
+        if figures is not None:
+            lines.append(f"host link    {self.baud:,} baud, 8N1 "
+                         f"(divisor {round(self.clock_hz / self.baud)} at {clock:g} MHz)")
+            lines.append(f"bound        {figures.describe()}")
         if self.bitstream:
             lines.append(f"bitstream    {self.bitstream}")
         if self.seconds:
@@ -96,11 +115,18 @@ class BuildReport:
 
 
 def write_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    """Write ``text`` to ``path`` through a temporary file and a rename.
+
+    The temporary file is created with ``open`` (mode 0666 less the umask), so
+    the result has the permissions of any other file the user writes."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 _UTIL_LINE = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
@@ -236,8 +262,13 @@ def _synthesize(tools, out_dir, report, progress):
 
 
 def run_flow(platform, top, out_dir, *, board, model_name="", accelerator="", cycles_per_image=None,
-             allow_timing_fail=False, seed=1, progress=None, router=None):
+             allow_timing_fail=False, seed=1, progress=None, router=None, baud=None,
+             link_images_per_second=None, notes=()):
     """Build ``top`` for ``platform`` into ``out_dir``; return a :class:`BuildReport`.
+
+    ``baud`` and ``link_images_per_second``: the host link's rate and what it
+    carries, so that the report says which of link or accelerator bounds
+    images/s; ``notes`` go into the report as they are.
 
     ``router``: nextpnr's router ("router1", its default, or "router2", which
     routes large congested designs in a fraction of router1's time).
@@ -257,7 +288,9 @@ def run_flow(platform, top, out_dir, *, board, model_name="", accelerator="", cy
     out_dir.mkdir(parents=True, exist_ok=True)
     clock_hz = platform.default_clk_frequency
     report = BuildReport(board=board, device=platform.device, clock_hz=clock_hz,
-                         cycles_per_image=cycles_per_image, accelerator=accelerator, model=model_name)
+                         cycles_per_image=cycles_per_image, accelerator=accelerator, model=model_name,
+                         baud=baud, link_images_per_second=link_images_per_second,
+                         notes=list(notes))
 
     progress("elaborate: Amaranth -> RTLIL ...")
     start = time.monotonic()

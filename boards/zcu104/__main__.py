@@ -20,7 +20,8 @@ from pathlib import Path
 
 from accel.toolchain import ToolNotFoundError, configure_toolchain
 
-from ..ecp5.__main__ import UsageError, load_board_model
+from ..cli import UsageError, add_core_options, core_settings
+from ..ecp5.__main__ import load_board_model
 from ..ecp5.toolflow import write_atomic
 from .platform import DEVICE_TOTALS, PART, ZCU104Platform
 
@@ -47,31 +48,49 @@ def parse_args(argv):
         sub.add_argument("--model", help=".qnn integer model (default: the shipped default model, "
                                          "or the stand-in digits model)")
         sub.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
-        sub.add_argument("--baud", type=int, default=115200, help="host link baud rate (default 115200)")
-        sub.add_argument("--selftest-images", type=int, default=4,
-                         help="self-test images in ROM (default 4)")
+        add_core_options(sub, "125 MHz on the ZCU104")
         sub.add_argument("--json", action="store_true", help="print results as JSON")
     return parser.parse_args(argv)
 
 
-def make_core(args, platform):
+def make_platform(args):
+    """The ZCU104 platform with its clock at ``--clock`` (default its 125 MHz oscillator),
+    and the checked core settings."""
+    from amaranth.build import Clock
+    platform = ZCU104Platform()
+    settings = core_settings(args, platform.default_clk_frequency)
+    if settings["clock_hz"] != platform.default_clk_frequency:
+        platform.lookup(platform.default_clk).clock = Clock(settings["clock_hz"])
+    return platform, settings
+
+
+def make_core(args, platform, settings):
     from ..accelerator import AcceleratorError
     from ..top import build_core
     model, name = load_board_model(args.model)
     try:
-        core, info = build_core(model, clock_hz=platform.default_clk_frequency, baud=args.baud,
-                                selftest_count=args.selftest_images)
+        core, info = build_core(model, clock_hz=settings["clock_hz"], baud=settings["baud"],
+                                selftest_count=settings["selftest_count"],
+                                target_cycles=settings["target_cycles"], budget=settings["budget"])
     except AcceleratorError as error:
         raise ZCU104Error(f"Cannot build an accelerator for {name}: {error}") from None
-    except ValueError as error:
-        raise UsageError(str(error)) from None
     return core, info, name
+
+
+def throughput(info, settings):
+    """The :class:`boards.throughput.Throughput` of this board at its clock and baud."""
+    from ..throughput import Throughput, link_images_per_second
+    accelerator = (settings["clock_hz"] / info.cycles_per_image if info.cycles_per_image else None)
+    link = link_images_per_second(settings["baud"], info.pixels, 1 + info.classes * info.logit_bytes)
+    return Throughput(accelerator=accelerator, link=link, baud=settings["baud"])
 
 
 def write_plan(args):
     from ..top import BoardTop
-    platform = ZCU104Platform()
-    core, info, name = make_core(args, platform)
+    platform, settings = make_platform(args)
+    core, info, name = make_core(args, platform, settings)
+    clock = settings["clock_hz"] / 1e6
+    figures = throughput(info, settings)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plan = platform.prepare(BoardTop(core), name="top")
@@ -83,10 +102,13 @@ def write_plan(args):
     readme = (f"Vivado build plan for the ZCU104 ({PART}), model: {name}\n"
               f"Run on a machine with Vivado:  sh build_top.sh   (or: vivado -mode batch -source top.tcl)\n"
               f"The bitstream is top.bit. Host link: a 3.3 V USB-serial adapter on PMOD0 J55\n"
-              f"(FPGA tx = pin 2 / H8, FPGA rx = pin 3 / G7), {args.baud} baud, 8N1.\n"
-              f"Accelerator: {info.backend}, {info.cycles_per_image} cycles/image at 125 MHz.\n")
+              f"(FPGA tx = pin 2 / H8, FPGA rx = pin 3 / G7), {settings['baud']} baud, 8N1\n"
+              f"(an FTDI adapter makes this rate: `python -m boards.host ... --baud "
+              f"{settings['baud']}`).\n"
+              f"Accelerator: {info.backend}, {info.cycles_per_image} cycles/image at {clock:g} MHz.\n"
+              f"Images/s: {figures.describe()}.\n")
     write_atomic(out / "README.txt", readme)
-    return out, archive, info
+    return out, archive, info, figures
 
 
 def find_vivado():
@@ -99,21 +121,19 @@ def find_vivado():
 
 def run(args):
     configure_toolchain()
-    if args.selftest_images < 0 or args.selftest_images > 255:
-        raise UsageError(f"--selftest-images must be in 0..255, not {args.selftest_images}")
     if args.command == "estimate":
         from accel.synth_stats import synth_stats
-        platform = ZCU104Platform()
-        core, info, name = make_core(args, platform)
+        platform, settings = make_platform(args)
+        core, info, name = make_core(args, platform, settings)
+        clock = settings["clock_hz"]
         print("synthesis: yosys synth_xilinx -family xcup ...", file=sys.stderr, flush=True)
         stats = synth_stats(core, "xcup")
         rows = {key: {"used": stats[key], "available": DEVICE_TOTALS[key]}
                 for key in ("LUT", "FF", "DSP", "BRAM")}
         result = {"part": PART, "model": name, "accelerator": info.backend,
                   "utilisation": rows, "lutram": stats.get("LUTRAM", 0),
-                  "cycles_per_image": info.cycles_per_image,
-                  "images_per_second_at_125mhz": (125e6 / info.cycles_per_image
-                                                  if info.cycles_per_image else None)}
+                  "cycles_per_image": info.cycles_per_image, "clock_hz": clock,
+                  **throughput(info, settings).to_json()}
         Path(args.out).mkdir(parents=True, exist_ok=True)
         write_atomic(Path(args.out) / "estimate.json", json.dumps(result, indent=2) + "\n")
         if args.json:
@@ -125,15 +145,17 @@ def run(args):
                       f"{100 * use['used'] / use['available']:5.2f} %")
             if info.cycles_per_image:
                 print(f"cycles/image {info.cycles_per_image}, "
-                      f"{125e6 / info.cycles_per_image:,.0f} images/s at 125 MHz")
+                      f"{clock / info.cycles_per_image:,.0f} images/s at {clock / 1e6:g} MHz")
+            print(f"bound: {throughput(info, settings).describe()}")
         over = [f"{k} {v['used']} of {v['available']}" for k, v in rows.items() if v["used"] > v["available"]]
         if over:
             raise ZCU104Error("The design does not fit the XCZU7EV: " + "; ".join(over))
         return EXIT_OK
-    out, archive, _ = write_plan(args)
+    out, archive, _, figures = write_plan(args)
     if args.command == "plan":
         print(f"Vivado plan written to {out} (and {archive.name}); run `sh build_top.sh` there "
               f"with Vivado installed")
+        print(f"host link {figures.baud:,} baud; {figures.describe()}")
         return EXIT_OK
     vivado = find_vivado()
     print(f"vivado: building in {out} (this takes a while) ...", file=sys.stderr, flush=True)
