@@ -270,7 +270,8 @@ def test_argmax_elaboration_grows_linearly_with_lanes():
     seconds to convert, 8 lanes minutes, 10 never finished)."""
     base = min(_rtlil_seconds(ArgMax(signed(12), 8, 4, logits=True)) for _ in range(3))
     for lanes in (6, 8, 16):
-        seconds = _rtlil_seconds(ArgMax(signed(12), 2 * lanes, lanes, logits=True))
+        seconds = min(_rtlil_seconds(ArgMax(signed(12), 2 * lanes, lanes, logits=True))
+                      for _ in range(2))
         # Linear growth is lanes / 4 times the 4-lane time; allow 3x that for noise.
         assert seconds < 3 * lanes / 4 * base + 0.5, (lanes, seconds, base)
 
