@@ -53,7 +53,50 @@ def build_parser():
     commands.add_parser("list", help="list the kinds that export can build",
                         description="List the kinds that export can build.")
     _partition_parser(commands)
+    _accelerator_parser(commands)
     return parser
+
+
+def _accelerator_parser(commands):
+    sub = commands.add_parser(
+        "export-accelerator", help="write a model's accelerator (AXI4-Stream ports by default)",
+        description="Build an integer model's streaming accelerator and write it as Verilog or "
+                    "RTLIL, with AXI4-Stream ports for vendor flows (--interface axis; the "
+                    "payload layout is printed) or its own stream ports.")
+    sub.add_argument("model", metavar="MODEL.qnn", help="integer model file")
+    sub.add_argument("--interface", choices=("axis", "stream"), default="axis",
+                     help="axis: s_axis/m_axis with byte-aligned TDATA and TLAST (default); "
+                          "stream: the accelerator's own i/o stream ports")
+    folding = sub.add_mutually_exclusive_group()
+    folding.add_argument("--target-cycles", type=int, metavar="N",
+                         help="fold every layer to meet N cycles per image")
+    folding.add_argument("--budget", type=int, metavar="UNITS",
+                         help="multiply units to spend (default: the builder's budget)")
+    sub.add_argument("--no-logits", action="store_true", help="output the class only")
+    _common_options(sub)
+    sub.set_defaults(kind="accelerator")
+
+
+def _export_accelerator(args):
+    from quant.ir import ModelError, load_model
+    from .stream.axis import write_accelerator
+    try:
+        model = load_model(args.model)
+    except (ModelError, OSError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        return 2, f"cannot read {args.model}: {reason}"
+    try:
+        layout = write_accelerator(model, args.output, interface=args.interface,
+                                   logits=not args.no_logits, target_cycles=args.target_cycles,
+                                   budget=args.budget, name=args.name, emit_src=not args.no_src)
+    except (ModelError, ValueError) as error:
+        return 2, str(error)
+    except (OSError, ToolNotFoundError, RuntimeError) as error:
+        return 1, f"cannot export the accelerator to {args.output}: {error}"
+    print(f"wrote the {args.interface} accelerator of {args.model} to {args.output}")
+    if layout is not None:
+        print(layout.describe())
+    return 0, None
 
 
 def _partition_parser(commands):
@@ -149,7 +192,9 @@ def main(argv=None):
             print(f"{kind:24s} {(builder.__doc__ or '').strip().splitlines()[0]}")
         return 0
     try:
-        status, message = (_export if args.command == "export" else _partition)(args)
+        handler = {"export": _export, "partition": _partition,
+                   "export-accelerator": _export_accelerator}[args.command]
+        status, message = handler(args)
     except Exception as error:
         if args.debug:
             raise
