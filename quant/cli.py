@@ -181,12 +181,20 @@ def build_parser():
     bops.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_common(bops)
 
-    report = sub.add_parser("report", help="accuracy vs BOPs of several runs",
+    report = sub.add_parser("report", help="accuracy vs BOPs and LUTs of several runs",
                             description="Markdown table (and a PNG plot if matplotlib is "
-                                        "installed) of accuracy against BOPs.")
-    report.add_argument("results", nargs="+", type=Path, help="result.json files or run directories")
+                                        "installed) of accuracy against BOPs and against the "
+                                        "builder's LUT estimate, runs of one configuration as "
+                                        "a range, the Pareto front marked.")
+    report.add_argument("results", nargs="+", type=Path,
+                        help="result.json files, run directories or bench result files")
     report.add_argument("--output", "-o", type=Path, default=Path("report"),
                         help="output folder (default ./report)")
+    report.add_argument("--device", default="LFE5U-85F",
+                        help="device the LUT estimate is checked against (default LFE5U-85F)")
+    report.add_argument("--target-cycles", type=_count, default=10000, metavar="CYCLES",
+                        help="cycles per image every run's accelerator is folded for in the LUT "
+                             "estimate (default 10000; 0: no LUT estimate)")
     _add_common(report)
 
     imported = sub.add_parser(
@@ -502,7 +510,9 @@ def _cmd_report(args):
                   file=sys.stderr)
     if not paths:
         raise RunError("no run results to report")
-    written = write_report(paths, args.output)
+    written = write_report(paths, args.output, device=args.device,
+                           target_cycles=args.target_cycles or None,
+                           hardware=bool(args.target_cycles))
     for path in written:
         print(f"wrote {path}")
 

@@ -73,7 +73,7 @@ def test_train_export_eval_report_and_resume(tmp_path, monkeypatch, capsys):
         result["test_accuracy"], abs=0.003)
     assert main(["report", str(full), str(broken), "-o", str(tmp_path / "report")]) == 0
     table = (tmp_path / "report" / "report.md").read_text()
-    assert table.count("| pot W4A4 | digits-cnn |") == 2
+    assert table.count("| pot W4A4 | digits-cnn | 2 |") == 1     # two runs, one configuration
 
 
 def test_errors_are_one_line_with_status_1(tmp_path, capsys):
@@ -167,7 +167,7 @@ def test_report_skips_run_directories_without_a_result(tmp_path, capsys):
     assert f"skipping {runs[1]}: no result.json (the run failed or is still running)" in err
     assert f"skipping {runs[2]}: not a run directory (no config.json or result.json)" in err
     table = (tmp_path / "report" / "report.md").read_text()
-    assert table.count("| pot W4A4 | digits-cnn | 90.00 |") == 1
+    assert table.count("| pot W4A4 | digits-cnn | 1 | 90.00 |") == 1
     assert main(["report", str(runs[1]), "-o", str(tmp_path / "report2")]) == 1
     assert _one_error_line(capsys) == "error: no run results to report"
 
