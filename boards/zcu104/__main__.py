@@ -4,6 +4,8 @@
   ``build_top.sh``) and a zip of it; on a machine with Vivado,
   ``sh build_top.sh`` (or ``vivado -mode batch -source top.tcl``) builds the bitstream.
 - ``build`` writes the plan and runs Vivado when it is found (``$VIVADO`` or on PATH).
+- ``plan --interface axis`` writes the accelerator with AXI4-Stream ports and a
+  Vivado block design script (Zynq PS + AXI DMA; untested) instead.
 - ``estimate`` synthesises the board core with Yosys (``synth_xilinx -family xcup``)
   and compares LUT/FF/DSP/BRAM with the XCZU7EV's totals; no vendor tool needed.
 
@@ -50,6 +52,12 @@ def parse_args(argv):
         sub.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
         add_core_options(sub, "125 MHz on the ZCU104")
         sub.add_argument("--json", action="store_true", help="print results as JSON")
+        if name == "plan":
+            sub.add_argument("--interface", choices=("uart", "axis"), default="uart",
+                             help="uart: the board core with the serial host link on PMOD0 "
+                                  "(default); axis: the accelerator's AXI4-Stream face with the "
+                                  "Zynq PS and an AXI DMA in a Vivado block design (acc.v, "
+                                  "axis_bd.tcl; untested, see README_AXIS.txt)")
     return parser.parse_args(argv)
 
 
@@ -111,6 +119,23 @@ def write_plan(args):
     return out, archive, info, figures
 
 
+def write_axis(args):
+    from .axis_plan import write_axis_plan
+    _, settings = make_platform(args)
+    model, name = load_board_model(args.model)
+    try:
+        layout, cycles = write_axis_plan(args.out, model, name, clock_hz=settings["clock_hz"],
+                                         part=PART, target_cycles=settings["target_cycles"],
+                                         budget=settings["budget"])
+    except ValueError as error:
+        raise ZCU104Error(f"Cannot build an accelerator for {name}: {error}") from None
+    print(f"AXI4-Stream plan written to {args.out}: acc.v, axis_bd.tcl (untested), README_AXIS.txt; "
+          f"run `vivado -mode batch -source axis_bd.tcl` there")
+    print(f"accelerator {cycles} cycles/image, {settings['clock_hz'] / cycles:,.0f} images/s at "
+          f"{settings['clock_hz'] / 1e6:g} MHz (bound by the accelerator: no serial link)")
+    return EXIT_OK
+
+
 def find_vivado():
     tool = os.environ.get("VIVADO") or shutil.which("vivado")
     if not tool:
@@ -151,6 +176,8 @@ def run(args):
         if over:
             raise ZCU104Error("The design does not fit the XCZU7EV: " + "; ".join(over))
         return EXIT_OK
+    if args.command == "plan" and args.interface == "axis":
+        return write_axis(args)
     out, archive, _, figures = write_plan(args)
     if args.command == "plan":
         print(f"Vivado plan written to {out} (and {archive.name}); run `sh build_top.sh` there "

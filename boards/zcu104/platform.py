@@ -18,9 +18,9 @@ a PL-only design cannot reach it. Two ways to talk to this board:
      Digilent's Pmod USBUART on J55's upper row: FPGA tx on pin 2 (H8), FPGA
      rx on pin 3 (G7) -- the adapter's RXD and TXD pins. Same protocol and
      host driver as on the ECP5 boards.
-  2. the PS UART through an AXI bridge (a Zynq block design with the PS and
-     an AXI-Stream FIFO in front of the core's frame streams); that needs
-     Vivado's IP integrator and is not generated here.
+  2. no serial link at all: ``plan --interface axis`` puts the accelerator's
+     AXI4-Stream face behind the PS and an AXI DMA in a Vivado block design
+     (:mod:`boards.zcu104.axis_plan`; written without Vivado, untested).
 """
 
 from amaranth.build import Attrs, Clock, DiffPairs, Pins, PinsN, Resource, Subsignal

@@ -107,3 +107,20 @@ def test_report_text_names_the_bound():
     report.link_images_per_second = 5000.0
     assert "bound        2,713 images/s, bound by the accelerator" in report.to_text()
     assert report.to_json()["bound"] == "accelerator"
+
+
+def test_zcu104_axis_plan(tmp_path, capsys):
+    """`plan --interface axis`: the AXI4-Stream accelerator and a block-design script
+    naming its widths (the script itself is untested: no Vivado here)."""
+    assert zcu104_main(["plan", "--interface", "axis", "--out", str(tmp_path), "--clock", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "axis_bd.tcl (untested)" in out and "bound by the accelerator" in out
+    verilog = (tmp_path / "acc.v").read_text()
+    assert "module qaccel_axis" in verilog and "input [7:0] s_axis_tdata" in verilog
+    assert "output [247:0] m_axis_tdata" in verilog
+    tcl = (tmp_path / "axis_bd.tcl").read_text()
+    assert "create_bd_cell -type module -reference qaccel_axis accelerator" in tcl
+    assert "CONFIG.M_TDATA_NUM_BYTES {1}" in tcl and "CONFIG.S_TDATA_NUM_BYTES {31}" in tcl
+    assert "CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {100}" in tcl and "xilinx.com:ip:axi_dma" in tcl
+    readme = (tmp_path / "README_AXIS.txt").read_text()
+    assert "UNTESTED" in readme and "byte 0 = class (0..9)" in readme
