@@ -4,9 +4,14 @@ Cycle model. A matrix-vector unit with ``pe`` PEs of ``simd`` lanes takes, per
 input vector, ``max(T, in_words)`` cycles: ``T`` schedule entries (dense:
 ``out/pe * fan_in/simd``; with zero skipping, the sum over folds of the largest
 non-zero word count in the fold), but never fewer than the cycles the vector
-takes to arrive. A convolution has one vector per output pixel. The other
-blocks move one word per cycle (see :mod:`accel.stream.plan`). The pipeline's
-steady-state interval per image is its slowest layer.
+takes to arrive. A convolution has one vector per output pixel, from a
+sliding window whose line buffer and the unit's two input banks hold each
+other up (:func:`accel.stream.window.window_cycles` gives the pair's cycles
+exactly, and a layer's cost is that). The other blocks move one word per cycle
+(see :mod:`accel.stream.plan`). The pipeline's steady-state interval per image
+is estimated as its slowest layer; neighbouring layers of about the same cycles
+can hold each other up by a few per cent more (the README states the bound the
+tests check).
 
 Policies:
 

@@ -38,7 +38,7 @@ from quant.ir.weights import CodebookWeights
 
 from .layouts import value_shape
 from .schedule import compile_schedule, schedule_length
-from .window import window_cycles
+from .window import line_buffer_rows, window_cycles
 
 __all__ = ["StreamFormat", "LayerPlan", "PipelinePlan", "plan_pipeline", "mvu_matrix"]
 
@@ -337,8 +337,7 @@ def _fork_lag(model, formats, add):
             op = producers[name]
             fmt = formats[op.inputs[0]] if op.inputs else None
             if isinstance(op, (Conv2d, MaxPool2d, AvgPool2d)):
-                kh = op.kernel[0] if isinstance(op, Conv2d) else op.kernel[0]
-                rows = min(kh + op.stride[0], fmt.height)
+                rows = line_buffer_rows(fmt.height, op.kernel, op.stride, op.padding)
                 pixels += (rows + 1) * fmt.width + 4
             else:
                 pixels += 3
@@ -556,7 +555,7 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
                 swu = blocks.add(f"{op.name}_window", lambda: SlidingWindow(**swu_args))
                 blocks.connect(src, (swu, "i"))
                 src = (swu, "o") if swu is not None else None
-                rows = min(op.kernel[0] + op.stride[0], H)
+                rows = line_buffer_rows(H, op.kernel, op.stride, op.padding)
                 layer.memory_bits += rows * W * in_fmt.channels * in_fmt.bits
                 layer.memories.append(("ram", rows * W * in_fmt.channels // simd,
                                        simd * in_fmt.bits, 1))
@@ -627,7 +626,7 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
             _, OH, OW = t.shape
             layer.cycles = window_cycles(in_fmt.height, in_fmt.width, in_fmt.words_per_pixel,
                                          op.kernel, op.stride, op.padding, "channel")
-            rows = min(op.kernel[0] + op.stride[0], in_fmt.height)
+            rows = line_buffer_rows(in_fmt.height, op.kernel, op.stride, op.padding)
             layer.memory_bits = rows * in_fmt.width * in_fmt.channels * in_fmt.bits
             layer.memories.append(("ram", rows * in_fmt.width * in_fmt.words_per_pixel,
                                    lanes * in_fmt.bits, 1))

@@ -11,7 +11,7 @@ import numpy as np
 from .checks import require_int, require_pair, require_shape
 from .layouts import word_layout
 
-__all__ = ["SlidingWindow", "WINDOW_ORDERS", "window_cycles"]
+__all__ = ["SlidingWindow", "WINDOW_ORDERS", "window_cycles", "line_buffer_rows"]
 
 #: ``"kernel"``: per output pixel, words in (ky, kx, word) order -- one im2col column,
 #: what a matrix-vector unit reads. ``"channel"``: (word, ky, kx) -- each word's
@@ -36,6 +36,25 @@ def _out_size(size, k, s, p):
     return (size + 2 * p - k) // s + 1
 
 
+def line_buffer_rows(height, kernel, stride, padding):
+    """Image rows a :class:`SlidingWindow`'s line buffer holds: ``kh + sh``.
+
+    The window's rows plus the next ``stride`` rows, so the writer fills the next
+    output row's rows while the current one is read. Where that is the whole
+    image or more, the buffer also holds the next image's first window beside
+    the last one (at most ``height + kh`` rows of a small image): holding just
+    the image made writing and reading take turns (a 5x1 kernel on 5x7 pixels
+    took 60 cycles per image where either side needs 35), and the stalled
+    writer held up the layer before it.
+    """
+    (kh, _), (sh, _), (ph, _) = kernel, stride, padding
+    if kh + sh < height:
+        return kh + sh
+    last_top = (_out_size(height, kh, sh, ph) - 1) * sh - ph
+    held = height - max(0, last_top)            # rows the last output row reads
+    return max(height, held + min(kh - ph, height))
+
+
 @lru_cache(maxsize=4096)
 def window_cycles(height, width, words_per_pixel, kernel, stride, padding, order="kernel",
                   vector_cycles=None):
@@ -47,8 +66,7 @@ def window_cycles(height, width, words_per_pixel, kernel, stride, padding, order
     the writer can fill only the rows the last output row does not hold, and the
     reader waits on the first output row of the next image for the rest (a 5x1
     kernel at stride 2 on 11x11x3: 415 cycles where the reader needs 360 and the
-    writer 363); when the buffer holds the whole image (``kh + sh >= height``)
-    writing and reading take turns.
+    writer 363).
 
     ``vector_cycles=None``: the output is always ready (a pooling reducer).
     Otherwise the consumer is a :class:`~accel.stream.mvu.MatrixVectorUnit`:
@@ -71,7 +89,7 @@ def window_cycles(height, width, words_per_pixel, kernel, stride, padding, order
     H, W, F = height, width, words_per_pixel
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
-    R = min(kh + sh, H)
+    R = line_buffer_rows(H, kernel, stride, padding)
     row_words = W * F
     V = kh * kw * F                   # words per output pixel
     # One output pixel's words as (ky, kx, f), with their index in the reading order.
@@ -149,11 +167,12 @@ class SlidingWindow(wiring.Component):
     the ``kernel[0] * kernel[1] * channels / lanes`` words of its window, in the
     ``order`` given; positions in the padding read as ``pad_value`` in every lane.
 
-    The buffer holds ``rows = min(kernel[0] + stride[0], height)`` image rows in a
-    circular memory: the window's rows plus the next ``stride`` rows, so the
-    writer fills the rows of the next output row while the current one is read,
-    and a new image streams in while the last rows of the previous one are read.
-    The writer and the reader each move one word per cycle.
+    The buffer holds :attr:`rows` image rows in a circular memory: the window's
+    rows plus the next ``stride`` rows (:func:`line_buffer_rows`), so the writer
+    fills the rows of the next output row while the current one is read, and a
+    new image streams in while the last rows of the previous one are read. The
+    writer and the reader each move one word per cycle; :attr:`cycles` is what
+    that gives per image (:func:`window_cycles`).
 
     Parameters
     ----------
@@ -233,8 +252,8 @@ class SlidingWindow(wiring.Component):
 
     @property
     def rows(self):
-        """Image rows the line buffer holds."""
-        return min(self._kernel[0] + self._stride[0], self._height)
+        """Image rows the line buffer holds (:func:`line_buffer_rows`)."""
+        return line_buffer_rows(self._height, self._kernel, self._stride, self._padding)
 
     @property
     def memory_bits(self):

@@ -78,6 +78,10 @@ def test_window_cycles_equal_the_hardware(case, order):
     measured = _window_run_cycles(window, 4) - _window_run_cycles(window, 3)
     assert window.cycles == measured
     assert window.cycles >= max(window.input_words, window.output_words)
+    if kernel[0] + stride[0] >= height:
+        # A buffer for the whole image also holds the next image's first window, so
+        # writing and reading overlap (they took turns: 5x1 on 5x7x2, 119 cycles not 70).
+        assert window.cycles == max(window.input_words, window.output_words)
 
 
 # A conv on its own: its window and matrix-vector unit, the cases among them
@@ -104,9 +108,10 @@ def test_conv_interval_equals_the_estimate(shape, conv, folding):
 
 
 # Whole pipelines: convs, max and average pools over kernels (square and not), strides
-# and paddings, with the folding the budget gives. The worst case is a pool right after
-# a conv of about the same cycles: the conv's bursts and the pool's line buffer hold
-# each other up, which no per-layer estimate sees.
+# and paddings, with the folding the budget gives. The worst cases are a pool right
+# after a conv: at image ends the pool's line buffer waits for the next image's first
+# rows at the conv's pace, not one word a cycle, and holds the conv up meanwhile,
+# which no per-layer estimate sees.
 PIPELINE_CASES = [
     ((2, 5, 7), [{"conv": 2, "kernel": 3, "padding": 1},
                  {"maxpool": 3, "stride": 1, "padding": 1}], 64),
@@ -125,10 +130,15 @@ PIPELINE_CASES = [
                  {"maxpool": 3, "stride": 1, "padding": 1}], 16),
     ((2, 4, 8), [{"conv": 3, "kernel": (2, 3), "padding": (0, 1)},
                  {"avgpool": 3, "stride": 2}], 64),
+    ((2, 6, 8), [{"conv": 3, "kernel": 2, "padding": (0, 1)}, {"avgpool": 3, "stride": 1}], 16),
+    ((2, 8, 5), [{"conv": 2, "kernel": (2, 1), "stride": (1, 2)}, {"maxpool": 3, "stride": 1}], 4),
+    ((3, 4, 6), [{"conv": 3, "kernel": (1, 3), "padding": (0, 2)}, {"avgpool": 3, "stride": 1}], 16),
+    ((1, 5, 7), [{"conv": 2, "kernel": (4, 1)}, {"maxpool": 2, "stride": 1}], 64),
 ]
 
-#: The bound the README states: measured / estimated interval of a whole pipeline.
-PIPELINE_BOUND = (0.99, 1.10)
+#: The bound the README states: measured / estimated interval of a whole pipeline
+#: (150 random conv/pool pipelines measured: 0.991 to 1.118, the worst listed above).
+PIPELINE_BOUND = (0.99, 1.12)
 
 
 @pytest.mark.parametrize("shape,layers,budget", PIPELINE_CASES)
