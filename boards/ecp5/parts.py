@@ -198,6 +198,11 @@ class RingHeadTop(Elaboratable):
         self._board = BoardTop(core)
         self._head = head
 
+    @property
+    def core(self):
+        """Board 0's :class:`boards.top.BoardCore` (host link and self-test)."""
+        return self._board.core
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.board = self._board
@@ -361,6 +366,13 @@ def ring_report(ring, reports, model_name):
     if slowest:
         lines.append(f"images/s     {slowest / interval:,.0f} at the slowest fmax "
                      f"({slowest / 1e6:.1f} MHz)")
+    head = reports[0] if reports else None
+    if head is not None and head.baud and head.link_images_per_second:
+        from ..throughput import Throughput
+        chain = Throughput(accelerator=head.clock_hz / interval, link=head.link_images_per_second,
+                           baud=head.baud)
+        lines.append(f"bound        {chain.describe()}")
+        data["bound"] = chain.to_json()
     bound = ring.partition.single_device_bound
     lines.append("one device   " + ("does not fit, even with unlimited block RAM" if bound is None
                                     else f"{bound:,} cycles/image at best (unlimited block RAM)"))
@@ -424,8 +436,18 @@ def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_
             # A platform builds once: a second try gets its own, and its own top.
             platform = make_platform(board)
             add_link_resources(platform, board, ring.data_pins)
+            top = ring.top(k, core_options)
+            link = {}
+            if k == 0:
+                # Board 0 talks to the host: its report says what bounds the chain's images/s.
+                from ..throughput import link_images_per_second
+                core = top.core
+                link = dict(baud=core_options.get("baud") or core.baud,
+                            link_images_per_second=link_images_per_second(
+                                core_options.get("baud") or core.baud, core.info.pixels,
+                                1 + core.info.classes * core.info.logit_bytes))
             return run_flow(
-                platform, ring.top(k, core_options), out_dir / f"part{k}", board=board,
+                platform, top, out_dir / f"part{k}", board=board, **link,
                 model_name=f"{model_name}, part {k} of {parts}",
                 accelerator="accel.partition", cycles_per_image=ring.partition.parts[k].interval,
                 allow_timing_fail=allow_timing_fail, seed=seed, progress=_progress(k, parts),

@@ -159,7 +159,12 @@ def test_fake_toolchain_builds_every_part(tmp_path, monkeypatch, capsys, model_f
     assert report["images_per_second"] == pytest.approx(30e6 / report["cycles_per_image"])
     assert report["single_device_bound"] == report["partition"]["single_device_bound"]
     assert len(report["pin_table"]) == report["header_data_pins"] + 3
+    # Board 0 talks to the host at the fastest rate; the chain's bound is named.
+    assert report["bound"]["baud"] == 1_411_765 == report["builds"][0]["baud"]
+    assert report["bound"]["accelerator_images_per_second"] == pytest.approx(
+        25e6 / report["cycles_per_image"])
     text = (out / "report.txt").read_text()
+    assert "bound        " in text and "host link" in text
     for needle in ("part 0/3", "part 2/3", "pin-out, the same on every board",
                    "clock     gpio_0:0+ (B11)    ->  gpio_0:14+ (U18)", "board 2 -> board 0: results",
                    "images/s", "at the slowest fmax (30.0 MHz)", "one device"):
