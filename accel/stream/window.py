@@ -127,7 +127,7 @@ def window_cycles(height, width, words_per_pixel, kernel, stride, padding, order
 
     sent = 0                          # cycle the previous word left the output register
     issues = []                       # cycle the consumer starts each vector
-    images = 6
+    images = 4
     for image in range(images):
         first = image * H
         for oy in range(OH):
