@@ -45,11 +45,25 @@ def test_run_images_with_taps_measures_a_streamed_output_interval():
     assert result.interval is not None and abs(result.interval - acc.interval) <= 1
 
 
-def _window_run_cycles(window, images):
-    """Cycles for ``images`` images through the bare unit at full input and output rate."""
-    tokens = [k % 16 for k in range(images * window.input_words)]
-    return run_stream(window, tokens, expected_count=images * window.output_words,
-                      quiet=True).cycles
+def _window_run(window, images):
+    """``images`` images through the bare unit at full input and output rate."""
+    tokens = [k * 7 % 16 for k in range(images * window.input_words)]
+    return tokens, run_stream(window, tokens, expected_count=images * window.output_words,
+                              quiet=True)
+
+
+def _windows(tokens, height, width, words, kernel, stride, padding, order):
+    """Every window of one-lane images in HWC order, in the unit's output order."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    images = np.array(tokens).reshape(-1, height, width, words)
+    x = np.pad(images, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    out = []
+    for image in x:
+        for oy in range((height + 2 * ph - kh) // sh + 1):
+            for ox in range((width + 2 * pw - kw) // sw + 1):
+                win = image[oy * sh:oy * sh + kh, ox * sw:ox * sw + kw]    # (ky, kx, f)
+                out.append((win if order == "kernel" else win.transpose(2, 0, 1)).reshape(-1))
+    return np.concatenate(out).tolist()
 
 
 # (height, width, words per pixel, kernel, stride, padding): the issue's cases (a 5x1
@@ -75,7 +89,9 @@ def test_window_cycles_equal_the_hardware(case, order):
     height, width, words, kernel, stride, padding = case
     window = SlidingWindow(unsigned(4), words, 1, height, width, kernel, stride, padding,
                            order=order)
-    measured = _window_run_cycles(window, 4) - _window_run_cycles(window, 3)
+    tokens, four = _window_run(window, 4)
+    assert four.outputs == _windows(tokens, *case, order)
+    measured = four.cycles - _window_run(window, 3)[1].cycles
     assert window.cycles == measured
     assert window.cycles >= max(window.input_words, window.output_words)
     if kernel[0] + stride[0] >= height:
