@@ -1,10 +1,12 @@
 """How real inputs become a model's input codes (numpy only: ``eval`` needs no onnx).
 
-An imported model records ``input_encoding`` in its metadata: codes =
-clip(round(x * multiplier + offset), lo, hi) with QONNX's rounding mode, which
-is what the graph's first Quant computes after the scaling and shifting the
-Brevitas examples apply to their images. A model exported by ``python -m quant
-export`` takes ``quantize_images(x, input_bits)``, the same form.
+An imported model records ``input_encoding`` in its metadata: the float steps
+the graph applies to its input before the first Quant (the Brevitas examples
+scale and shift their images), then that Quant's division by its scale, its
+clip to [lo, hi] and its rounding. :func:`encode_inputs` repeats them in float32,
+in the graph's order, so that inputs on a rounding tie get the graph's codes.
+A model exported by ``python -m quant export`` takes ``quantize_images(x,
+input_bits)``: one step, x * (2^b - 1), scale 1.
 """
 
 import numpy as np
@@ -18,17 +20,23 @@ ROUNDING = {
     "HALF_DOWN": lambda x: np.sign(x) * np.ceil(np.abs(x) - 0.5),
 }
 
+_STEPS = {
+    "mul": (lambda x, c: x * c, lambda x, c: x / c),
+    "div": (lambda x, c: x / c, lambda x, c: x * c),
+    "add": (lambda x, c: x + c, lambda x, c: x - c),
+    "sub": (lambda x, c: x - c, lambda x, c: x + c),
+    "rsub": (lambda x, c: c - x, lambda x, c: c - x),
+}
+
 
 def input_encoding(model):
-    """``{"multiplier", "offset", "rounding", "lo", "hi"}`` of the model's input."""
+    """``{"steps", "scale", "rounding", "lo", "hi"}`` of the model's input."""
     meta = model.metadata
     t = model.inputs[0].type
     if isinstance(meta.get("input_encoding"), dict):
         return dict(meta["input_encoding"])
-    if "input_bits" in meta:
-        return {"multiplier": float((1 << int(meta["input_bits"])) - 1), "offset": 0.0,
-                "rounding": "ROUND", "lo": t.min_value, "hi": t.max_value}
-    return {"multiplier": 1.0, "offset": 0.0, "rounding": "ROUND", "lo": t.min_value,
+    steps = [["mul", float((1 << int(meta["input_bits"])) - 1)]] if "input_bits" in meta else []
+    return {"steps": steps, "scale": 1.0, "rounding": "ROUND", "lo": t.min_value,
             "hi": t.max_value}
 
 
@@ -40,9 +48,10 @@ def input_shape(model):
 def encode_inputs(model, images):
     """Input codes of real ``images`` (shape (N, *input_shape(model)))."""
     encoding = input_encoding(model)
-    x = np.asarray(images, np.float32) * np.float32(encoding["multiplier"])
-    if encoding["offset"]:
-        x = x + np.float32(encoding["offset"])
+    x = np.asarray(images, np.float32)
+    for op, constant in encoding["steps"]:
+        x = _STEPS[op][0](x, np.float32(constant))
+    x = x / np.float32(encoding["scale"])
     codes = ROUNDING[encoding["rounding"]](np.clip(x, encoding["lo"], encoding["hi"]))
     return codes.astype(np.int64).reshape((len(images),) + model.inputs[0].shape)
 
@@ -52,4 +61,7 @@ def random_inputs(model, count, seed=0):
     encoding = input_encoding(model)
     rng = np.random.default_rng(seed)
     codes = rng.integers(encoding["lo"], encoding["hi"] + 1, size=(count,) + input_shape(model))
-    return ((codes - encoding["offset"]) / encoding["multiplier"]).astype(np.float32)
+    x = codes * float(encoding["scale"])
+    for op, constant in reversed(encoding["steps"]):
+        x = _STEPS[op][1](x, constant)
+    return x.astype(np.float32)

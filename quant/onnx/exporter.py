@@ -30,6 +30,9 @@ __all__ = ["export_qonnx", "MAX_EXACT_BITS"]
 # float32 represents every integer of at most 24 bits (plus sign) exactly.
 MAX_EXACT_BITS = 25
 _MAX_LEVELS = 1 << 12
+# Input encoding steps as ONNX nodes: (op type, constant first).
+_STEP_NODES = {"mul": ("Mul", False), "div": ("Div", False), "add": ("Add", False),
+               "sub": ("Sub", False), "rsub": ("Sub", True)}
 
 
 def _thresholds_of(op, in_type, lo, hi):
@@ -96,8 +99,8 @@ class _Writer:
                                                 domain=domain, **attrs))
         return output
 
-    def quant(self, base, x, bits, signed, narrow, rounding="ROUND"):
-        scale, zero = self.constant(base, 1.0), self.constant(base, 0.0)
+    def quant(self, base, x, bits, signed, narrow, rounding="ROUND", scale=1.0):
+        scale, zero = self.constant(base, scale), self.constant(base, 0.0)
         width = self.constant(base, float(bits))
         return self.node("Quant", [x, scale, zero, width], self.fresh(f"{base}_quant"),
                          QONNX_DOMAIN,
@@ -163,14 +166,13 @@ class _Writer:
         encoding = input_encoding(self.model)
         t = op.type
         x = self.graph_input
-        if encoding["multiplier"] != 1.0:
-            x = self.node("Mul", [x, self.constant("input", encoding["multiplier"])],
-                          self.fresh("input_scaled"))
-        if encoding["offset"] != 0.0:
-            x = self.node("Add", [x, self.constant("input", encoding["offset"])],
-                          self.fresh("input_shifted"))
+        for step, constant in encoding["steps"]:
+            op, first = _STEP_NODES[step]
+            inputs = [x, self.constant("input", constant)]
+            x = self.node(op, inputs[::-1] if first else inputs, self.fresh(f"input_{step}"))
         narrow = t.signed and encoding["lo"] == t.min_value + 1
-        out = self.quant("input", x, t.bits, t.signed, narrow, encoding["rounding"])
+        out = self.quant("input", x, t.bits, t.signed, narrow, encoding["rounding"],
+                         encoding["scale"])
         if tuple(shape) != t.shape:
             target = self.fresh(f"{op.name}_shape")
             self.initializers.append(self.helper.make_tensor(target, 7, [len(t.shape) + 1],

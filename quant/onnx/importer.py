@@ -3,7 +3,7 @@
 The mapping walks the cleaned graph in order and keeps, for every ONNX tensor,
 what it is in integer-model terms:
 
-* the network input before its quantizer: real = x * alpha + beta (the
+* the network input before its quantizer: the float steps applied to it (the
   Brevitas examples scale and shift their images before the first Quant);
 * a constant, or a quantized constant (a ``Quant`` on an initializer: weights);
 * an integer tensor of the model with per-channel real value a[c] * int + b[c];
@@ -227,7 +227,7 @@ class Importer(QuantizerNodes, LayerNodes, ShapeNodes):
         if shape is None or len(shape) < 2:
             raise OnnxMappingError("graph", "inputs", f"input {g.input!r} needs a known shape "
                                    "(batch, ...)")
-        self.values[g.input] = Float(1.0, 0.0, shape)
+        self.values[g.input] = Float([], shape)
         for node in g.nodes:
             handler = getattr(self, f"op_{node.op_type}", None)
             if handler is None:
@@ -306,7 +306,8 @@ def import_qonnx(source, *, name=None):
     -------
     quant.ir.IntegerModel
         Its metadata holds ``input_encoding`` (how real inputs become input
-        codes: ``clip(round(x * multiplier + offset), lo, hi)``), the ONNX
+        codes: the float steps before the first Quant, then its scale, clip
+        and rounding; see :mod:`quant.onnx.encoding`), the ONNX
         ``input_shape``, and ``output_scale`` / ``output_offset`` (real logits
         = output_scale * output + output_offset).
 

@@ -120,19 +120,11 @@ class LayerNodes:
         if isinstance(value, Float):
             if constant.size != 1:
                 self.refuse(node, f"{kind} on the network input needs a scalar constant")
-            c = float(constant.reshape(-1)[0])
-            alpha, beta = value.alpha, value.beta
-            if kind == "Mul":
-                alpha, beta = alpha * c, beta * c
-            elif kind == "Div":
-                alpha, beta = alpha / c, beta / c
-            elif kind == "Add":
-                beta = beta + c
-            elif swapped:
-                alpha, beta = -alpha, c - beta
-            else:
-                beta = beta - c
-            return Float(alpha, beta, shape)
+            c = float(np.float32(constant.reshape(-1)[0]))
+            step = "rsub" if kind == "Sub" and swapped else kind.lower()
+            if step in ("mul", "div") and c == 0:
+                self.refuse(node, f"{kind} by zero on the network input")
+            return Float(value.steps + [[step, c]], shape)
         if not isinstance(value, (Code, Pending)):
             self.refuse(node, f"{kind} of a constant by a non-tensor")
         c = self.per_channel(node, constant, value.shape, "the constant")

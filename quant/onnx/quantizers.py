@@ -43,8 +43,11 @@ class QuantizerNodes:
         value = self.value(node, 0)
         from qonnx.custom_op.general.quant import resolve_rounding_mode
         if isinstance(value, Const):
-            codes = resolve_rounding_mode(mode)(np.clip(value.value / scale, lo, hi))
-            return QConst(codes.astype(np.int64), scale, codes * scale)
+            # In float32 as qonnx's executor (and Brevitas) divide: a weight near a
+            # rounding tie must get the code they give it.
+            ratio = value.value.astype(np.float32) / scale.astype(np.float32)
+            codes = resolve_rounding_mode(mode)(np.clip(ratio, lo, hi)).astype(np.int64)
+            return QConst(codes, scale, codes * scale)
         if isinstance(value, Float):
             return self.quant_input(node, value, scale, bits, signed, lo, hi, mode)
         if value.relu:
@@ -81,9 +84,8 @@ class QuantizerNodes:
         out_signed = lo < 0
         out_bits = bits if out_signed else max(1, int(hi).bit_length())
         self.emit(node, ir.Input(name, ir_shape, out_bits, out_signed, scale=s))
-        # code = round(x * multiplier + offset), clipped: the Quant of (x * alpha + beta) / s.
-        self.encoding = {"multiplier": value.alpha / s, "offset": value.beta / s,
-                         "rounding": mode, "lo": lo, "hi": hi}
+        self.encoding = {"steps": value.steps, "scale": float(np.float32(s)), "rounding": mode,
+                         "lo": lo, "hi": hi}
         self.input_shape = self.g.shape(self.g.input)
         return Code(name, np.full(ir_shape[0], s), np.zeros(ir_shape[0]), value.shape)
 

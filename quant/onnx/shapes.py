@@ -67,7 +67,7 @@ class ShapeNodes:
         if shape is None:
             self.refuse(node, "its output shape is unknown (shape inference failed)")
         if isinstance(value, Float):
-            return Float(value.alpha, value.beta, shape)
+            return Float(value.steps, shape)
         if isinstance(value, Pending):
             value = self.flush(value, node, allow_flip=False)
         if not isinstance(value, Code):
@@ -103,6 +103,6 @@ class ShapeNodes:
             return Const(np.transpose(value.value, perm))
         out_shape = self.g.shape(node.output[0])
         if isinstance(value, Float):
-            return Float(value.alpha, value.beta, out_shape)
+            return Float(value.steps, out_shape)
         return replace(value, shape=out_shape)
 

@@ -4,10 +4,15 @@ __all__ = ["Float", "Const", "QConst", "Code", "Pending", "channel_count", "repl
 
 
 class Float:
-    """The network input before its quantizer: real = x * alpha + beta."""
+    """The network input before its quantizer: the float ``steps`` applied to it so far.
 
-    def __init__(self, alpha, beta, shape):
-        self.alpha, self.beta, self.shape = alpha, beta, shape
+    ``steps`` is a list of ``[op, constant]`` with op "mul", "div", "add", "sub" or
+    "rsub" (constant - x), kept in order so that the input encoding repeats the
+    graph's float32 arithmetic exactly (see :mod:`quant.onnx.encoding`).
+    """
+
+    def __init__(self, steps, shape):
+        self.steps, self.shape = steps, shape
 
 
 class Const:

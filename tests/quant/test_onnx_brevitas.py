@@ -14,6 +14,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import brevitas.nn as qnn
     from brevitas.export import export_qonnx
+    from brevitas.quant import Uint8ActPerTensorFloat
 
 import accel  # noqa: E402
 from accel.stream.testing import run_images  # noqa: E402
@@ -27,13 +28,14 @@ from sim.reference import classify, run_reference  # noqa: E402
 class _Net(nn.Module):
     """The test topologies: a W4A4 CNN, an MLP, a residual block with an average pool."""
 
-    def __init__(self, kind, per_channel=False, narrow=True):
+    def __init__(self, kind, per_channel=False, narrow=True, unsigned_input=False):
         super().__init__()
         w = dict(weight_bit_width=4, weight_scaling_per_output_channel=per_channel,
                  weight_narrow_range=narrow)
         self.kind = kind
-        # Brevitas's default input quantizer: signed Int8, per tensor.
-        self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        # Brevitas's default input quantizer is signed Int8, per tensor.
+        options = {"act_quant": Uint8ActPerTensorFloat} if unsigned_input else {}
+        self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True, **options)
         self.r1 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
         if kind == "mlp":
             self.l1 = qnn.QuantLinear(64, 32, bias=True, **w)
@@ -101,8 +103,8 @@ def _check_agreement(path, model):
     result = compare(path, model, images)
     assert result.images == len(images)
     assert result.mismatches == 0, result.describe()
-    assert result.agree + result.ties == len(images)
-    assert result.ties <= 5, result.describe()
+    assert result.agree + result.ties + result.unstable >= len(images)
+    assert result.ties + result.unstable <= 5, result.describe()
     # The only rounding is the classifier's bias onto its accumulator grid.
     assert result.max_logit_difference < model.metadata["output_scale"], result.describe()
     return float(np.mean(classify(model, encode_inputs(model, images)) == labels))
@@ -140,12 +142,14 @@ def test_w4a4_cnn_built_is_bit_exact(cnn):
     assert np.array_equal(result.logits, reference[model.outputs[-1]])
 
 
-@pytest.mark.parametrize("per_channel,narrow", [(True, False), (False, True)])
-def test_mlp_scales_and_ranges(tmp_path, per_channel, narrow):
+@pytest.mark.parametrize("per_channel,narrow,unsigned_input", [(True, False, False),
+                                                             (False, True, True)])
+def test_mlp_scales_and_ranges(tmp_path, per_channel, narrow, unsigned_input):
     path = tmp_path / "mlp.onnx"
-    _trained("mlp", path, per_channel=per_channel, narrow=narrow)
+    _trained("mlp", path, per_channel=per_channel, narrow=narrow, unsigned_input=unsigned_input)
     model = import_qonnx(path)
     assert model.inputs[0].shape == (64,)
+    assert model.inputs[0].type.signed == (not unsigned_input)
     first = model.ops[1]
     # Non-narrow 4-bit codes reach -8: 16 levels, a 4-bit codebook instead of 5-bit uniform.
     assert isinstance(first.weights, CodebookWeights) == (not narrow)

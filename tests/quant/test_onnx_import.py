@@ -6,7 +6,8 @@ import pytest
 
 from onnx import TensorProto, helper, numpy_helper
 
-from quant.ir import Add, AvgPool2d, GlobalAvgPool, Requantize
+from quant.ir import (Add, AvgPool2d, CodebookWeights, GlobalAvgPool, PotWeights, Requantize,
+                      UniformWeights)
 from quant.onnx import OnnxMappingError, compare, import_qonnx
 from quant.onnx.encoding import random_inputs
 
@@ -103,6 +104,28 @@ def test_negative_per_channel_scale_flips_the_channel(tmp_path):
     codes = np.round(numpy_helper.to_array(g.initializers[3]) / 0.5)   # the conv's weights
     values = model.op("conv").weight_matrix().reshape(codes.shape)
     assert np.array_equal(values, codes * np.array([1, -1, 1, -1]).reshape(-1, 1, 1, 1))
+
+
+@pytest.mark.parametrize("values,kind,bits", [
+    ([0, 1, -1, 2, -2, 4, -4, 8, -8], PotWeights, 4),      # powers of two: shifts, 4 bits not 5
+    ([-40, -3, 0, 5, 17, 60], CodebookWeights, 3),        # six levels: 3-bit indices, not 7-bit
+    ([-3, -1, 0, 2, 3], UniformWeights, 3),               # already narrow: plain codes
+])
+def test_weight_kind_follows_the_values_grouped_conv(tmp_path, values, kind, bits):
+    g = _Graph(shape=(1, 2, 6, 6))
+    x = g.quant("x", 1 / 16, 8)
+    codes = np.random.default_rng(8).choice(values, size=(4, 1, 3, 3))
+    w = g.quant(g.const(codes * 0.125), 0.125, 8)
+    y = g.node("Conv", [x, w], name="grouped", kernel_shape=[3, 3], group=2, strides=[1, 2])
+    y = g.quant(g.node("Relu", [y]), 2.0, 4, signed=False)
+    out = g.node("Flatten", [y], axis=1)
+    path = g.save(tmp_path / "m.onnx", out, (1, 4 * 4 * 2))
+    model, result = _exact(path)
+    assert result.max_logit_difference == 0.0
+    weights = model.op("grouped").weights
+    assert isinstance(weights, kind) and weights.bits == bits
+    assert model.op("grouped").groups == 2
+    assert np.array_equal(weights.values(), codes)
 
 
 def test_batchnorm_relu_quant_gemm_classifier(tmp_path):
