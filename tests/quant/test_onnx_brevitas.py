@@ -20,7 +20,7 @@ import accel  # noqa: E402
 from accel.stream.testing import run_images  # noqa: E402
 from quant.data import load_dataset  # noqa: E402
 from quant.ir import CodebookWeights, Requantize, Thresholds  # noqa: E402
-from quant.onnx import compare, import_qonnx  # noqa: E402
+from quant.onnx import OnnxMappingError, compare, import_qonnx  # noqa: E402
 from quant.onnx.encoding import encode_inputs, random_inputs  # noqa: E402
 from sim.reference import classify, run_reference  # noqa: E402
 
@@ -185,3 +185,16 @@ def test_bnn_pynq_examples_import_and_build(tmp_path, name, shape):
     assert result.mismatches == 0, result.describe()
     accelerator = accel.build(model)
     assert accelerator.interval > 0
+
+
+@pytest.mark.slow
+def test_bnn_pynq_binary_example_is_refused_for_now(tmp_path):
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+    network, _ = model_with_cfg("TFC_1W1A", pretrained=False)
+    network.eval()
+    path = tmp_path / "tfc.onnx"
+    export_qonnx(network, torch.rand(1, 1, 28, 28), export_path=str(path))
+    with pytest.raises(OnnxMappingError, match="binary networks are not supported yet|binary "
+                       r"\(bipolar\) networks are not supported yet") as error:
+        import_qonnx(path)
+    assert "\n" not in str(error.value)
