@@ -167,9 +167,10 @@ class _Writer:
         t = op.type
         x = self.graph_input
         for step, constant in encoding["steps"]:
-            op, first = _STEP_NODES[step]
+            op_type, constant_first = _STEP_NODES[step]
             inputs = [x, self.constant("input", constant)]
-            x = self.node(op, inputs[::-1] if first else inputs, self.fresh(f"input_{step}"))
+            x = self.node(op_type, inputs[::-1] if constant_first else inputs,
+                          self.fresh(f"input_{step}"))
         narrow = t.signed and encoding["lo"] == t.min_value + 1
         out = self.quant("input", x, t.bits, t.signed, narrow, encoding["rounding"],
                          encoding["scale"])

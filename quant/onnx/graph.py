@@ -23,7 +23,6 @@ def load_clean(source):
     every tensor's shape, which the mapping needs for flatten and pooling.
     """
     require_onnx()
-    import onnx
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.fold_constants import FoldConstants
     from qonnx.transformation.general import (GiveUniqueParameterTensors,
@@ -36,7 +35,7 @@ def load_clean(source):
             raise OnnxMappingError(str(path), "file", "not found; expected an ONNX model file")
         try:
             model = ModelWrapper(str(path))
-        except (onnx.onnx_cpp2py_export.checker.ValidationError, Exception) as error:
+        except Exception as error:          # protobuf and onnx raise many kinds
             first = str(error).strip().splitlines()[0] if str(error).strip() else \
                 type(error).__name__
             raise OnnxMappingError(str(path), "file", f"is not a readable ONNX model ({first})") \

@@ -135,3 +135,21 @@ def test_integer_model_and_hardware_import_no_onnx():
             "bad = [m for m in ('onnx', 'qonnx', 'torch', 'onnxruntime') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_model_trained_here_goes_out_with_its_input_encoding(tmp_path, capsys):
+    """The shipped default model (exported by `python -m quant export`): the QONNX
+    graph takes real digits and quantizes them as quantize_images does."""
+    from pathlib import Path
+    from quant.data import load_dataset, quantize_images
+    source = Path(__file__).parents[2] / "boards" / "default_model" / "model.qnn"
+    model = load_model(source)
+    target = tmp_path / "default.onnx"
+    assert main(["export-onnx", str(source), "-o", str(target), "--check", "20"]) == 0
+    images = load_dataset("digits")[0][:200]
+    outputs = _onnx_outputs(load_clean(target), images, 200)
+    expected = run_reference(model, quantize_images(images, model.metadata["input_bits"]))
+    scale = model.metadata["output_scale"]
+    assert np.array_equal(np.argmax(outputs, axis=1), classify(
+        model, quantize_images(images, model.metadata["input_bits"])))
+    assert np.allclose(outputs, expected[model.outputs[-1]] * scale, rtol=1e-6, atol=0)

@@ -256,6 +256,9 @@ def test_refuses_residual_on_two_scales(tmp_path):
     assert message.startswith("join: Add: ") and "different scales" in message
 
 
-def test_refuses_missing_file(tmp_path):
-    with pytest.raises(OnnxMappingError, match="not found"):
+def test_refuses_missing_or_broken_file(tmp_path):
+    with pytest.raises(OnnxMappingError, match="absent.onnx: file: not found"):
         import_qonnx(tmp_path / "absent.onnx")
+    (tmp_path / "broken.onnx").write_bytes(b"\x08\x07not a model")
+    with pytest.raises(OnnxMappingError, match=r"broken.onnx: file: is not a readable ONNX model \("):
+        import_qonnx(tmp_path / "broken.onnx")
