@@ -96,6 +96,10 @@ class Graph:
         shape = self.wrapper.get_tensor_shape(name)
         return None if shape is None else tuple(int(d) for d in shape)
 
+    def datatype(self, name):
+        """The QONNX/FINN data type annotation of a tensor (FLOAT32 when it has none)."""
+        return self.wrapper.get_tensor_datatype(name)
+
     @staticmethod
     def attributes(node):
         return {attribute.name: _attribute(attribute) for attribute in node.attribute}

@@ -25,6 +25,8 @@ Anything else is refused with an :class:`OnnxMappingError` naming the node, the
 op and what would be needed.
 """
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from quant import ir
@@ -219,6 +221,24 @@ class Importer(QuantizerNodes, LayerNodes, ShapeNodes):
                      np.broadcast_to(np.asarray(b_out, np.float64), (channels,)).copy(),
                      value.shape)
 
+    def make_input(self, node, shape, bits, lo, hi, scale, steps, mode):
+        """The model's input: codes in [lo, hi] of ``scale``, made by ``steps`` and ``mode``."""
+        per_image = shape[1:]
+        if len(per_image) in (1, 3):
+            ir_shape = per_image
+        elif len(per_image) == 2:
+            ir_shape = (1,) + per_image
+        else:
+            self.refuse(node, f"input shape {shape} is neither (N, C, H, W) nor (N, F)")
+        name = self.unique(self.g.input)
+        signed = lo < 0
+        self.emit(node, ir.Input(name, ir_shape, bits if signed else max(1, int(hi).bit_length()),
+                                 signed, scale=scale))
+        self.encoding = {"steps": steps, "scale": float(np.float32(scale)), "rounding": mode,
+                         "lo": int(lo), "hi": int(hi)}
+        self.input_shape = self.g.shape(self.g.input)
+        return Code(name, np.full(ir_shape[0], scale), np.zeros(ir_shape[0]), shape)
+
     # -- node handlers -------------------------------------------------------------------------
 
     def run(self):
@@ -227,7 +247,17 @@ class Importer(QuantizerNodes, LayerNodes, ShapeNodes):
         if shape is None or len(shape) < 2:
             raise OnnxMappingError("graph", "inputs", f"input {g.input!r} needs a known shape "
                                    "(batch, ...)")
-        self.values[g.input] = Float([], shape)
+        dtype = g.datatype(g.input)
+        if dtype.is_integer():
+            # FINN-ONNX: the input is integer codes, annotated with their data type.
+            source = SimpleNamespace(name=g.input, op_type="input", output=[g.input])
+            if dtype.bitwidth() == 1 and dtype.signed():
+                self.refuse(source, "a bipolar input: binary networks are not supported yet")
+            self.values[g.input] = self.make_input(source, shape, dtype.bitwidth(),
+                                                   int(dtype.min()), int(dtype.max()), 1.0, [],
+                                                   "ROUND")
+        else:
+            self.values[g.input] = Float([], shape)
         for node in g.nodes:
             handler = getattr(self, f"op_{node.op_type}", None)
             if handler is None:

@@ -22,9 +22,18 @@ class LayerNodes:
     def weights(self, node, index, out_axis, what="weights"):
         """(integer values with out_channels first, per-output-channel scales)."""
         weight = self.value(node, index)
+        dtype = self.g.datatype(node.input[index])
+        if isinstance(weight, Const) and not isinstance(weight, QConst) and dtype.is_integer():
+            # FINN-ONNX: integer weights annotated with their data type, no Quant node.
+            values = weight.value
+            if np.any(values != np.round(values)) or values.min(initial=0) < dtype.min() or \
+                    values.max(initial=0) > dtype.max():
+                self.refuse(node, f"its {what} are annotated {dtype.name} but hold other values")
+            weight = QConst(values.astype(np.int64), np.ones(1), values)
         if not isinstance(weight, QConst):
-            self.refuse(node, f"its {what} are not quantized; quantize them with a Quant node "
-                              "(e.g. a Brevitas QuantConv2d / QuantLinear)")
+            self.refuse(node, f"its {what} are not quantized (no Quant node, no integer FINN "
+                              "data type); quantize them with a Quant node (e.g. a Brevitas "
+                              "QuantConv2d / QuantLinear)")
         codes = np.moveaxis(weight.codes, out_axis, 0)
         scale = np.moveaxis(np.broadcast_to(weight.scale, weight.codes.shape), out_axis, 0)
         rows = scale.reshape(scale.shape[0], -1)

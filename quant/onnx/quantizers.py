@@ -73,21 +73,7 @@ class QuantizerNodes:
             self.refuse(node, "quantizes the network input per channel; the integer model's "
                               "input needs one scale")
         s = float(scale.reshape(-1)[0])
-        shape = value.shape[1:]
-        if len(shape) == 3 or len(shape) == 1:
-            ir_shape = shape
-        elif len(shape) == 2:
-            ir_shape = (1,) + shape
-        else:
-            self.refuse(node, f"input shape {value.shape} is neither (N, C, H, W) nor (N, F)")
-        name = self.unique(self.g.input)
-        out_signed = lo < 0
-        out_bits = bits if out_signed else max(1, int(hi).bit_length())
-        self.emit(node, ir.Input(name, ir_shape, out_bits, out_signed, scale=s))
-        self.encoding = {"steps": value.steps, "scale": float(np.float32(s)), "rounding": mode,
-                         "lo": lo, "hi": hi}
-        self.input_shape = self.g.shape(self.g.input)
-        return Code(name, np.full(ir_shape[0], s), np.zeros(ir_shape[0]), value.shape)
+        return self.make_input(node, value.shape, bits, lo, hi, s, value.steps, mode)
 
     def op_Trunc(self, node):
         attrs = self.g.attributes(node)

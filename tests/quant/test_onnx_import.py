@@ -188,6 +188,40 @@ def test_trunc_and_finn_multithreshold(tmp_path, opset):
     assert result.max_logit_difference == 0.0
 
 
+def test_finn_onnx_integer_input_and_weights(tmp_path):
+    """A FINN-ONNX graph after streamlining: no Quant nodes; the input and the weights
+    are integers that carry a FINN data type annotation."""
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    g = _Graph(shape=(1, 8))
+    rng = np.random.default_rng(9)
+    w1 = g.const(rng.integers(-7, 8, (8, 6)))
+    y = g.node("MatMul", ["x", w1])
+    y = g.node("Mul", [y, g.const(0.5)])
+    thresholds = np.sort(rng.integers(-60, 60, (6, 3)), axis=1).astype(np.float64)
+    y = g.node("MultiThreshold", [y, g.const(thresholds)], name="mt", domain=DOMAIN,
+               out_dtype="UINT2")
+    w2 = g.const(rng.integers(-1, 2, (6, 4)))
+    out = g.node("MatMul", [y, w2])
+    path = g.save(tmp_path / "finn.onnx", out, (1, 4))
+    wrapper = ModelWrapper(str(path))
+    wrapper.set_tensor_datatype("x", DataType["UINT8"])
+    wrapper.set_tensor_datatype(w1, DataType["INT4"])
+    wrapper.set_tensor_datatype(w2, DataType["INT2"])
+    wrapper.save(str(path))
+    model, result = _exact(path)
+    assert (model.inputs[0].type.bits, model.inputs[0].type.signed) == (8, False)
+    assert result.max_logit_difference == 0.0
+
+
+def test_refuses_fractional_weights_without_quant(tmp_path):
+    def build(g):
+        return g.node("Conv", [g.quant("x", 1 / 16, 8), g.const(np.full((4, 2, 3, 3), 0.3))],
+                      name="float_conv", kernel_shape=[3, 3])
+    message = _refusal(tmp_path, build, (1, 4, 4, 4))
+    assert message.startswith("float_conv: Conv: ") and "not quantized" in message
+
+
 def _refusal(tmp_path, build, out_shape):
     g = _Graph()
     out = build(g)
