@@ -10,7 +10,7 @@ import argparse
 
 from .link.rates import check_baud, fastest_baud
 
-__all__ = ["UsageError", "positive_int", "add_core_options", "core_settings"]
+__all__ = ["UsageError", "positive_int", "add_core_options", "core_settings", "set_clock"]
 
 
 class UsageError(Exception):
@@ -75,3 +75,19 @@ def core_settings(args, oscillator_hz):
         raise UsageError(f"--baud: {error}") from None
     return {"clock_hz": clock_hz, "baud": baud, "selftest_count": args.selftest_images,
             "target_cycles": args.target_cycles, "budget": args.budget}
+
+
+def set_clock(platform, clock_hz):
+    """Constrain ``platform``'s default clock to ``clock_hz``.
+
+    The platform's resources are shared by every instance of its class, so the
+    clock resource is copied into this instance before its frequency changes."""
+    import copy
+    from amaranth.build import Clock
+    if clock_hz == platform.default_clk_frequency:
+        return platform
+    resource = platform.lookup(platform.default_clk)
+    mine = copy.copy(resource)
+    mine.clock = Clock(clock_hz)
+    platform.resources[resource.name, resource.number] = mine
+    return platform

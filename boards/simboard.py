@@ -144,7 +144,7 @@ class PtyBoard:
     IDLE_WAIT = 0.25
 
     def __init__(self, core, *, backend="pysim", poll_cycles=None, quiet=True):
-        import tty
+        import tty          # POSIX only: imported here so that the module imports on Windows
         self._core = core
         self._backend = backend
         self._poll = poll_cycles or 10 * core.divisor

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from accel.toolchain import ToolNotFoundError
 
-from ..cli import UsageError, add_core_options, core_settings
+from ..cli import UsageError, add_core_options, core_settings, set_clock
 from .platforms import BOARDS, DEFAULT_BOARD, make_platform
 from .program import ProgramError, program
 from .toolflow import BuildError, run_flow
@@ -103,11 +103,7 @@ def parse_args(argv):
 def clocked_platform(board, clock_hz):
     """``board``'s platform with its default clock constrained to ``clock_hz`` (the
     oscillator's frequency unless told otherwise)."""
-    from amaranth.build import Clock
-    platform = make_platform(board)
-    if clock_hz != platform.default_clk_frequency:
-        platform.lookup(platform.default_clk).clock = Clock(clock_hz)
-    return platform
+    return set_clock(make_platform(board), clock_hz)
 
 
 def build(args):

@@ -5,6 +5,7 @@ Exit status: 0 success, 1 a failure (the board, the port, a file, a tool), 2 bad
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import DEFAULT_BAUD, BoardError, HostLink, LinkError, candidate_ports
+from ..cli import positive_int as _positive_int
 from ..throughput import Throughput, link_images_per_second
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -60,16 +62,6 @@ def load_images(paths, info):
             array = quantize_images(array, info.pixel_bits)
         batches.append(array.astype(np.int64))
     return np.concatenate(batches) if batches else np.zeros((0, *info.shape), dtype=np.int64)
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def _positive_float(text):
@@ -285,7 +277,7 @@ def simulate(args):
     from ..simboard import PtyBoard
     from ..standin import standin_model
     from ..top import build_core
-    if not hasattr(__import__("os"), "openpty"):
+    if not hasattr(os, "openpty"):
         raise Failure("host simulate needs pseudo-terminals (Linux or macOS)")
     if not 0 <= args.selftest_images <= 255:
         raise UsageError(f"--selftest-images must be in 0..255, not {args.selftest_images}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from accel.toolchain import ToolNotFoundError, configure_toolchain
 
-from ..cli import UsageError, add_core_options, core_settings
+from ..cli import UsageError, add_core_options, core_settings, set_clock
 from ..ecp5.__main__ import load_board_model
 from ..ecp5.toolflow import write_atomic
 from .platform import DEVICE_TOTALS, PART, ZCU104Platform
@@ -64,12 +64,9 @@ def parse_args(argv):
 def make_platform(args):
     """The ZCU104 platform with its clock at ``--clock`` (default its 125 MHz oscillator),
     and the checked core settings."""
-    from amaranth.build import Clock
     platform = ZCU104Platform()
     settings = core_settings(args, platform.default_clk_frequency)
-    if settings["clock_hz"] != platform.default_clk_frequency:
-        platform.lookup(platform.default_clk).clock = Clock(settings["clock_hz"])
-    return platform, settings
+    return set_clock(platform, settings["clock_hz"]), settings
 
 
 def make_core(args, platform, settings):

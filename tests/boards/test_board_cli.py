@@ -81,6 +81,9 @@ def test_ecp5_build_passes_folding_clock_and_link(tmp_path, monkeypatch, capsys)
     assert seen["cycles_per_image"] > default["cycles_per_image"]     # fewer multiply units
     assert "the top has no PLL" in seen["notes"][0]
     assert "bound by the accelerator" in capsys.readouterr().out
+    # The clock belongs to that build: the board's platform class is unchanged.
+    from boards.ecp5.platforms import make_platform
+    assert make_platform("ulx3s-85f").default_clk_frequency == 25e6
 
 
 def test_zcu104_plan_states_link_and_bound_with_normal_permissions(tmp_path, capsys):
