@@ -275,7 +275,8 @@ class Importer(QuantizerNodes, LayerNodes, ShapeNodes):
         self.refuse(node, f"{node.op_type} has no mapping onto the integer model (supported: "
                           "Quant, Trunc, MultiThreshold, Conv, Gemm, MatMul, BatchNormalization, "
                           "Mul/Div/Add/Sub by constants, Relu, MaxPool, AveragePool, "
-                          "GlobalAveragePool, Add, Reshape, Flatten, layout-only Transpose)")
+                          "GlobalAveragePool, ReduceMean/ReduceSum over height and width, Add, "
+                          "Reshape, Flatten, layout-only Transpose)")
 
     def op_Identity(self, node):
         return self.value(node, 0)

@@ -1,5 +1,5 @@
-"""Pools and shape operators: MaxPool, AveragePool, GlobalAveragePool, Reshape, Flatten,
-layout-only Transpose.
+"""Pools and shape operators: MaxPool, AveragePool, GlobalAveragePool (and ReduceMean /
+ReduceSum over height and width), Reshape, Flatten, layout-only Transpose.
 """
 
 import math
@@ -55,13 +55,36 @@ class ShapeNodes:
         window = kernel[0] * kernel[1]
         return Code(name, code.a / window, code.b, self.g.shape(node.output[0]))
 
-    def op_GlobalAveragePool(self, node):
+    def op_GlobalAveragePool(self, node, mean=True):
         value = self.value(node, 0)
         code, _ = self.code_input(node, value)
+        if len(code.shape) != 4:
+            self.refuse(node, f"pools a tensor of shape {code.shape}; it needs (N, C, H, W)")
         _, _, height, width = code.shape
         name = self.unique(node.name or node.output[0])
         self.emit(node, ir.GlobalAvgPool(name, (code.name,)))
-        return Code(name, code.a / (height * width), code.b, self.g.shape(node.output[0]))
+        # The integer model's pool outputs sums: a mean's divisor goes into the scale.
+        divisor = height * width if mean else 1
+        return Code(name, code.a / divisor, code.b * (1 if mean else height * width),
+                    self.g.shape(node.output[0]))
+
+    def reduce(self, node, mean):
+        """ReduceMean / ReduceSum over height and width (PyTorch's AdaptiveAvgPool2d(1))."""
+        attrs = self.g.attributes(node)
+        axes = attrs.get("axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            axes = self.constant(node, 1, "the axes").astype(int).reshape(-1).tolist()
+        rank = len(self.value(node, 0).shape)
+        if axes is None or sorted(a % rank for a in axes) != [2, 3] or rank != 4:
+            self.refuse(node, f"reduces over axes {axes}; only a reduction over height and "
+                              "width (a global pool) maps onto the integer model")
+        return self.op_GlobalAveragePool(node, mean)
+
+    def op_ReduceMean(self, node):
+        return self.reduce(node, mean=True)
+
+    def op_ReduceSum(self, node):
+        return self.reduce(node, mean=False)
 
     def reshape_to(self, node, value, shape):
         if shape is None:

@@ -33,8 +33,9 @@ def test_exported_graph_computes_the_reference_integers(tmp_path, topology, kind
     assert np.array_equal(outputs, expected)
 
 
-def test_import_of_an_export_is_the_same_function(tmp_path):
-    model = random_model(6, "cnn", weight_kind="codebook", requantize="mixed", width=4)
+@pytest.mark.parametrize("topology", ["cnn", "residual"])
+def test_import_of_an_export_is_the_same_function(tmp_path, topology):
+    model = random_model(6, topology, weight_kind="codebook", requantize="mixed", width=4)
     path = export_qonnx(model, tmp_path / "m.onnx")
     back = import_qonnx(path)
     codes = random_inputs(model, 32, 4)

@@ -49,12 +49,12 @@ class _Graph:
         return self.quant(self.const(codes * np.asarray(scale, np.float32)), scale, bits,
                           narrow=narrow)
 
-    def save(self, path, output, out_shape, qonnx_opset=1):
+    def save(self, path, output, out_shape, qonnx_opset=1, onnx_opset=13):
         graph = helper.make_graph(
             self.nodes, "test", [helper.make_tensor_value_info("x", TensorProto.FLOAT, self.shape)],
             [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)],
             self.initializers)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", onnx_opset),
                                                         helper.make_opsetid(DOMAIN, qonnx_opset)])
         import onnx
         onnx.save(model, str(path))
@@ -165,6 +165,22 @@ def test_pools_transpose_and_residual_add(tmp_path):
     model, result = _exact(path)
     kinds = {type(op) for op in model.ops}
     assert {Add, AvgPool2d, GlobalAvgPool} <= kinds
+    assert result.max_logit_difference < 1e-4
+
+
+@pytest.mark.parametrize("op,keepdims", [("ReduceMean", 1), ("ReduceMean", 0),
+                                          ("ReduceSum", 0)])
+def test_reduce_over_space_is_a_global_pool(tmp_path, op, keepdims):
+    """PyTorch exports AdaptiveAvgPool2d(1) as ReduceMean over (2, 3)."""
+    g = _Graph()
+    y = g.node(op, [_conv_block(g), g.const([2, 3], np.int64)], keepdims=keepdims)
+    if keepdims:
+        y = g.node("Flatten", [y], axis=1)
+    y = g.quant(y, 0.25 if op == "ReduceMean" else 4.0, 4, signed=False)
+    out = g.node("MatMul", [y, g.weights((4, 3), seed=5)])
+    path = g.save(tmp_path / "m.onnx", out, (1, 3), onnx_opset=18)
+    model, result = _exact(path)
+    assert any(isinstance(o, GlobalAvgPool) for o in model.ops)
     assert result.max_logit_difference < 1e-4
 
 
