@@ -30,7 +30,7 @@ import argparse
 import multiprocessing
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,20 +125,25 @@ def run_brevitas(bits, train, test, args):
 
 def selected_configs(args):
     """CONFIGS narrowed by ``--only`` (methods) and ``--configs`` (float, WxAy, method:WxAy),
-    in the order ``--configs`` gives them (so the most wanted ones finish first)."""
+    as groups in the order ``--configs`` gives them (so the most wanted ones finish
+    first); without ``--configs`` one group per configuration."""
     chosen = [c for c in CONFIGS if not args.only or c[0] in args.only]
     if not args.configs:
-        return chosen
-    ordered = []
+        return [[config] for config in chosen]
+    groups, seen = [], set()
     for pattern in args.configs:
         method, _, widths = pattern.rpartition(":") if ":" in pattern else ("", "", pattern)
+        group = []
         for config in chosen:
             name = "float" if config[0] == "float" else f"W{config[1]}A{config[2]}"
             if (widths == "float" and config[0] == "float") or \
                     (widths == name and config[0] != "float" and method in ("", config[0])):
-                if config not in ordered:
-                    ordered.append(config)
-    return ordered
+                if config not in seen:
+                    seen.add(config)
+                    group.append(config)
+        if group:
+            groups.append(group)
+    return groups
 
 
 def run_task(seed, config, args):
@@ -161,23 +166,39 @@ def run_task(seed, config, args):
     return row
 
 
-def run_seeds(args, with_brevitas):
-    """Every selected configuration with every seed, configuration by configuration.
+def run_seeds(args, with_brevitas, on_run=None):
+    """Every selected configuration with every seed; ``on_run(runs, total)`` after each
+    run, with the runs finished so far (the bench writes its partial results then).
 
-    With ``--jobs`` above 1, that many worker processes (each with its own torch
-    threads) take the (configuration, seed) runs in this order, so two jobs stay
-    busy even with an odd number of seeds; the epoch-time ratios then compare runs
-    of different processes running side by side."""
+    Order: group by group (``--configs``), and within a group seed by seed, so that
+    when a long run is stopped early the finished runs cover every method of the
+    first groups. With ``--jobs`` above 1, that many worker processes (each with its
+    own torch threads) take the runs in this order, so two jobs stay busy even with
+    an odd number of seeds; the epoch-time ratios then compare runs of different
+    processes running side by side."""
     seeds = list(range(args.seed, args.seed + args.seeds))
-    configs = selected_configs(args) + ([("brevitas", 4, 4), ("brevitas", 2, 2)]
-                                        if with_brevitas else [])
-    tasks = [(seed, config) for config in configs for seed in seeds]
+    groups = selected_configs(args) + ([[("brevitas", 4, 4)], [("brevitas", 2, 2)]]
+                                       if with_brevitas else [])
+    tasks = [(seed, config) for group in groups for seed in seeds for config in group]
+    runs = []
+
+    def finished(run):
+        runs.append(run)
+        if on_run is not None:
+            on_run(sorted(runs, key=lambda r: tasks.index((r["seed"], (r["method"],
+                   r["weight_bits"], r["act_bits"])))), len(tasks))
+
     if args.jobs <= 1 or len(tasks) == 1:
-        return [run_task(seed, config, args) for seed, config in tasks]
+        for seed, config in tasks:
+            finished(run_task(seed, config, args))
+        return runs
     context = multiprocessing.get_context("spawn")   # no forked torch state
     with ProcessPoolExecutor(min(args.jobs, len(tasks)), mp_context=context) as pool:
         futures = [pool.submit(run_task, seed, config, args) for seed, config in tasks]
-        return [future.result() for future in futures]
+        for future in as_completed(futures):
+            finished(future.result())
+    return sorted(runs, key=lambda r: tasks.index((r["seed"], (r["method"], r["weight_bits"],
+                                                                r["act_bits"]))))
 
 
 def aggregate(runs):
@@ -340,8 +361,20 @@ def main(argv=None):
     if args.configs and not selected_configs(args):
         parser.error(f"--configs {' '.join(args.configs)} selects no configuration; give float, "
                      "WxAy or method:WxAy, e.g. W2A2")
-    runs = run_seeds(args, with_brevitas)
+    def write(runs, total):
+        write_results(args, runs, total, list(notes))
+
+    runs = run_seeds(args, with_brevitas, on_run=write)
+    print(write_results(args, runs, len(runs), notes))
+    return 0
+
+
+def write_results(args, runs, total, notes):
+    """Write the result files for ``runs`` (``total`` runs planned); returns the table."""
     rows = add_reference(aggregate(runs), args.reference)
+    if len(runs) < total:
+        notes.insert(0, f"PARTIAL: {len(runs)} of {total} runs finished when this was written; "
+                        "configurations with fewer seeds than asked show the seeds they have.")
     if any(r.get("reference") for r in rows):
         notes.append(f"Rows marked ({args.reference.name}) were not run here: they are the "
                      "earlier run's of the same bench, for the goals' comparison.")
@@ -361,8 +394,7 @@ def main(argv=None):
                 "rows": rows, "runs": runs, "notes": notes})
     text = markdown(rows, args, notes)
     _atomic_write(args.output / f"{args.name}.md", lambda tmp: Path(tmp).write_text(text))
-    print(text)
-    return 0
+    return text
 
 
 if __name__ == "__main__":
