@@ -142,7 +142,7 @@ def build_parser():
                        help="NICE/UNIQ: epochs of the final all-quantized stage")
     train.add_argument("--warmup-epochs", type=_count,
                        help="PoT and GSNQ: full-precision epochs before quantizing "
-                            "(default a third; none for GSNQ with 2-bit weights)")
+                            "(default a third)")
     train.add_argument("--portions", type=_portions,
                        help="GSNQ: INQ portions, e.g. 0.5,0.75,0.875,1.0")
     train.add_argument("--out", required=True, type=Path, help="run directory")

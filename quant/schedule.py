@@ -73,14 +73,11 @@ def _graph_order(model):
 
 
 def _default_warmup(model, layers, method, epochs):
-    """Float epochs before PoT or GSNQ quantize: a third, except for GSNQ when a
-    layer has 2-bit weights. Those keep one magnitude per sign, set by the
-    largest weight; a trained layer's weights are mostly far below it and INQ
-    freezes them at zero (76 % of the weights, against 16 % from the random
-    start), so the warm-up cost GSNQ W2A2 8.6 points on Fashion-MNIST."""
-    if method == "gsnq" and any(model.get_submodule(name).weight_quant.bits <= 2
-                                for name in layers):
-        return 0
+    """Float epochs before PoT or GSNQ quantize: a third, as the papers quantize a
+    trained model. (GSNQ at 2-bit weights once skipped it: with the scale set by
+    the largest weight, INQ froze 76 % of a trained layer at zero. The scale now
+    minimises the layer's error, and on Fashion-MNIST, 4 epochs of 4,000 images,
+    one seed, W2A2 reached 85.3 % with one warm-up epoch against 83.9 % without.)"""
     return epochs // 3
 
 
@@ -116,11 +113,12 @@ def make_schedule(model, method, epochs, *, stages=None, final_epochs=None, port
         GSNQ: the INQ portions (increasing, ending at 1.0).
     warmup_epochs : int, optional
         PoT and GSNQ: full-precision epochs (weights and activations) before
-        quantizing; default ``epochs // 3``, none for GSNQ with 2-bit weights.
+        quantizing; default ``epochs // 3``.
         Measured on Fashion-MNIST (6 epochs, W4A4, constant learning rate): PoT
         86.7 % without, 88.7 % with 2 against 89.3 % in float; GSNQ (cosine-decayed
-        rate, 3 seeds) W4A4 89.2 % without, 89.8 % with 2, but W2A2 86.5 % without,
-        77.9 % with 2 (see :func:`_default_warmup`), against 90.3 % in float.
+        rate, 3 seeds) W4A4 89.2 % without, 89.8 % with 2; W2A2 86.5 % without,
+        77.9 % with 2 while the 2-bit scale was the largest weight's (see
+        :func:`_default_warmup`), against 90.3 % in float.
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"Epochs must be a positive integer, not {epochs!r}")
