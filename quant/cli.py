@@ -66,12 +66,12 @@ def _portions(text):
 
 def _add_data(parser, recorded=False):
     parser.add_argument("--dataset", default=None if recorded else "digits",
-                        help="digits (built in), fashion-mnist, a .npz file with 'images' and "
+                        help="digits (built in), fashion-mnist, mnist (with --data-dir), a .npz file with 'images' and "
                              "'labels', or an image folder (one sub-folder per class); default: "
                              + ("the data set the run or model was trained on" if recorded
                                 else "digits"))
-    parser.add_argument("--data-dir", help="folder holding the Fashion-MNIST idx files "
-                                           "(default: the Debian package's folder)")
+    parser.add_argument("--data-dir", help="folder holding the (Fashion-)MNIST idx files "
+                                           "(default for Fashion-MNIST: the Debian package's folder)")
     parser.add_argument("--subset", type=_positive,
                         help="train on a random subset of this many images")
     parser.add_argument("--test-subset", type=_positive,

@@ -115,10 +115,20 @@ def load_npz(path, images_key="images", labels_key="labels"):
 
 
 def load_dataset(name, split="test", directory=None):
-    """``digits``, ``fashion-mnist``, or a path to a .npz file."""
+    """``digits``, ``fashion-mnist``, ``mnist`` (from ``directory``), or a path to a .npz file.
+
+    MNIST and Fashion-MNIST share the idx format, but only Fashion-MNIST is
+    packaged here: ``mnist`` needs the folder of the user's own MNIST files, so
+    that it never quietly means the other data set.
+    """
     if name == "digits":
         return load_digits()
-    if name in ("fashion-mnist", "fashion_mnist", "mnist"):
+    if name in ("fashion-mnist", "fashion_mnist"):
+        return load_fashion_mnist(split, directory)
+    if name == "mnist":
+        if directory is None:
+            raise DataError("MNIST is not installed with qaccel: pass the folder holding its idx "
+                            "files (--data-dir DIR), or use --dataset fashion-mnist")
         return load_fashion_mnist(split, directory)
     if str(name).endswith(".npz"):
         return load_npz(name)

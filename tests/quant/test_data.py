@@ -82,3 +82,18 @@ def test_unknown_dataset_name():
 def test_quantize_images_rounds_to_nearest_code():
     codes = quantize_images(np.array([0.0, 0.49 / 15, 0.51 / 15, 1.0, 1.2]), 4)
     assert codes.tolist() == [0, 0, 1, 15, 15]
+
+
+def test_mnist_never_means_fashion_mnist(tmp_path):
+    # Only Fashion-MNIST is packaged: "mnist" without a folder is refused rather than
+    # quietly loading the other data set from the Debian package's folder.
+    with pytest.raises(DataError, match="MNIST is not installed with qaccel: pass the folder"):
+        load_dataset("mnist", "test")
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 3, dtype=np.uint8)
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", images, False)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels, False)
+    loaded_images, loaded_labels = load_dataset("mnist", "test", tmp_path)
+    np.testing.assert_array_equal(np.rint(loaded_images[:, 0] * 255), images)
+    np.testing.assert_array_equal(loaded_labels, labels)
