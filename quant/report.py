@@ -13,6 +13,8 @@ float runs have no integer model and no LUT point.
 Configurations. Runs that differ only in their seed are one configuration: the
 plot shows their mean accuracy with a bar from the lowest to the highest run
 (and the LUT range, which varies with the weights), the table the same numbers.
+Each bench result file is one experiment: the same configuration in two files
+(say, before and after a change) stays two points, labelled with the file.
 
 Pareto front. A configuration is on the front of a cost axis when no other has
 at most its cost and at least its mean accuracy, one of the two strictly. The
@@ -65,7 +67,8 @@ def _entry(path, config, data, run_dir=None, lut_setting=None):
              "weight_memory_bits": data.get("weight_memory_bits"),
              "sparsity": data.get("sparsity"), "luts": data.get("luts"),
              "lut_note": data.get("lut_note"), "run_dir": run_dir, "source": str(path),
-             "lut_setting": lut_setting if data.get("luts") is not None else None}
+             "lut_setting": lut_setting if data.get("luts") is not None else None,
+             "experiment": None}
     if isinstance(entry["sparsity"], dict):          # a run's result: per layer
         values = list(entry["sparsity"].values())
         entry["sparsity"] = sum(values) / len(values) if values else None
@@ -93,7 +96,9 @@ def load_results(paths):
                     raise RunError(f"{path}: a bench run without test_accuracy and bops")
                 config = {"method": run.get("method"), "weight_bits": run.get("weight_bits"),
                           "act_bits": run.get("act_bits"), "model": model, "seed": run.get("seed")}
-                results.append(_entry(path, config, run, lut_setting=recorded))
+                entry = _entry(path, config, run, lut_setting=recorded)
+                entry["experiment"] = path.stem     # one bench file, one experiment
+                results.append(entry)
             continue
         if not isinstance(data, dict) or "test_accuracy" not in data or "bops" not in data:
             raise RunError(f"{path}: not a run result (needs test_accuracy and bops)")
@@ -106,13 +111,15 @@ def load_results(paths):
 
 def _key(result):
     options = json.dumps(result["options"], sort_keys=True)
+    experiment = result.get("experiment")
     if result["method"] == "float":
-        return ("float", None, None, result["model"], options)
-    return (result["method"], result["weight_bits"], result["act_bits"], result["model"], options)
+        return ("float", None, None, result["model"], options, experiment)
+    return (result["method"], result["weight_bits"], result["act_bits"], result["model"], options,
+            experiment)
 
 
 def _label(key, several_models):
-    method, weight_bits, act_bits, model, options = key
+    method, weight_bits, act_bits, model, options, _ = key
     text = "float" if method == "float" else f"{method} W{weight_bits}A{act_bits}"
     extra = ", ".join(f"{k}={v}" for k, v in json.loads(options).items())
     if extra:
@@ -134,13 +141,17 @@ def configurations(results):
     for result in results:
         groups.setdefault(_key(result), []).append(result)
     several_models = len({key[3] for key in groups}) > 1
+    labels = [_label(key, several_models) for key in groups]
+    # The same configuration in two bench files (two experiments) stays two points.
+    labels = [f"{label} ({key[5]})" if labels.count(label) > 1 and key[5] else label
+              for label, key in zip(labels, groups)]
     rows = []
-    for key, runs in groups.items():
+    for label, (key, runs) in zip(labels, groups.items()):
         accuracy, low, high = _spread([r["accuracy"] for r in runs])
         luts, luts_low, luts_high = _spread([r.get("luts") for r in runs])
         sparsity = _spread([r.get("sparsity") for r in runs])[0]
         notes = sorted({r["lut_note"] for r in runs if r.get("lut_note")})
-        rows.append({"label": _label(key, several_models), "method": key[0], "model": key[3],
+        rows.append({"label": label, "method": key[0], "model": key[3],
                      "runs": len(runs), "accuracy": accuracy, "accuracy_low": low,
                      "accuracy_high": high, "bops": sum(r["bops"] for r in runs) / len(runs),
                      "luts": luts, "luts_low": luts_low, "luts_high": luts_high,
@@ -273,6 +284,12 @@ _OFFSETS = sorted(((dx, dy) for dx in (7, -7, 16, -16, 28, -28, 44, -44, 64, -64
                   key=lambda o: (abs(o[0]) + 1.6 * abs(o[1]), o[0] < 0, o[1] < 0))
 
 
+# Wider, for a crowded plot when no nearer spot is free.
+_FAR_OFFSETS = sorted(((dx, dy) for dx in range(-400, 401, 12) if dx
+                       for dy in range(-400, 401, 6)),
+                      key=lambda o: (abs(o[0]) + 1.6 * abs(o[1]), o[0] < 0, o[1] < 0))
+
+
 class _Box:
     """A rectangle in display pixels."""
 
@@ -327,30 +344,34 @@ def _place_labels(axes, points, labels, renderer, colors, obstacles=()):
         abs(spots[i][0] - x) < 60 and abs(spots[i][1] - y) < 30 for x, y in spots), i))
     for i in order:
         (px, py), (width, height) = spots[i], sizes[i]
-        choice = None
-        for ox, oy in _OFFSETS:
+        others = [m for j, m in enumerate(markers) if j != i] + placed + list(obstacles)
+
+        def fits(ox, oy, strict):
+            """The placement at offset (ox, oy) points, or None. Strict: the leader
+            line also crosses no label, point or other leader line."""
             dx, dy = ox * pixels, oy * pixels
-            ha = "left" if dx > 0 else "right"
             x0 = px + dx - (0 if dx > 0 else width)
             y0 = py + dy - height / 2
             box = _Box(x0, y0, x0 + width, y0 + height)
             if not (inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1)):
-                continue
+                return None
             if any(box.overlaps(other) for other in blocked + placed):
-                continue
+                return None
             leader = abs(ox) > 7 or abs(oy) > 4
             anchor = (box.x0 if dx > 0 else box.x1, py + dy)
-            others = [m for j, m in enumerate(markers) if j != i] + placed + list(obstacles)
-            if leader and not _line_clear((px, py), anchor, others):
-                continue
-            if leader and any(_crosses((px, py), anchor, *line) for line in leaders):
-                continue
-            corners = ((box.x0, box.y0), (box.x1, box.y0), (box.x1, box.y1), (box.x0, box.y1))
-            edges = list(zip(corners, corners[1:] + corners[:1]))
-            if any(_crosses(*line, *edge) for line in leaders for edge in edges):
-                continue
-            choice = (ox, oy, ha, box, leader, anchor)
-            break
+            if strict and leader:
+                corners = ((box.x0, box.y0), (box.x1, box.y0), (box.x1, box.y1),
+                           (box.x0, box.y1))
+                edges = list(zip(corners, corners[1:] + corners[:1]))
+                if not _line_clear((px, py), anchor, others) or \
+                        any(_crosses((px, py), anchor, *line) for line in leaders) or \
+                        any(_crosses(*line, *edge) for line in leaders for edge in edges):
+                    return None
+            return (ox, oy, "left" if dx > 0 else "right", box, leader, anchor)
+
+        # Strictly first; then letting leader lines cross, out to the whole axes.
+        choice = next((c for c in (fits(ox, oy, True) for ox, oy in _OFFSETS) if c), None) \
+            or next((c for c in (fits(ox, oy, False) for ox, oy in _FAR_OFFSETS) if c), None)
         if choice is None:        # nowhere free: beside the point, overlapping
             choice = (7, 0, "left", markers[i], False, None)
         ox, oy, ha, box, leader, anchor = choice
@@ -408,6 +429,12 @@ def _panel(axes, rows, cost, cost_low, cost_high, log, xlabel, colors):
     return points, bars
 
 
+# One colour per method in every report, so that plots compare at a glance.
+_METHOD_COLORS = {"float": "#444444", "nice": "#d62728", "uniq": "#2ca02c", "pot": "#1f77b4",
+                  "gsnq": "#9467bd", "brevitas": "#ff7f0e"}
+_SPARE_COLORS = ("#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
+
+
 def plot_report(rows):
     """The accuracy-vs-cost figure of :func:`configurations` ``rows``: BOPs on the left,
     LUTs on the right when any configuration has an estimate. A
@@ -420,10 +447,9 @@ def plot_report(rows):
     figure = Figure(figsize=(7.5 * panels, 5.5), dpi=110)
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, panels, squeeze=False)[0]
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
-               "#17becf", "#7f7f7f", "#bcbd22"]
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    colors = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
+    spare = [c for c in _SPARE_COLORS]
+    colors = {m: _METHOD_COLORS.get(m) or spare[i % len(spare)] for i, m in enumerate(methods)}
     jobs = [(axes[0], rows, "bops", None, None, True, "BOPs (log scale)")]
     if with_luts:
         spread = max(r["luts"] for r in with_luts) / min(r["luts"] for r in with_luts)

@@ -221,3 +221,18 @@ def test_report_command_takes_device_and_target(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == ("error: Device must be one of LFE5U-25F, LFE5U-45F, "
                                             "LFE5U-85F, not 'XC7'")
+
+
+def test_one_configuration_in_two_bench_files_stays_two_points(tmp_path):
+    paths = []
+    for name, accuracy in (("before", 0.10), ("after", 0.89)):
+        runs = [{"method": "nice", "weight_bits": 2, "act_bits": 2, "seed": s, "bops": 9.7e7,
+                 "test_accuracy": accuracy} for s in range(2)]
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps({"runs": runs}))
+    rows = configurations(load_results(paths))
+    assert [(r["label"], r["runs"], r["accuracy"]) for r in rows] == [
+        ("nice W2A2 (before)", 2, 0.10), ("nice W2A2 (after)", 2, 0.89)]
+    # Runs of separate run directories are one configuration, as before.
+    runs = [_result(tmp_path / f"run{s}", "nice", 2, 0.8, 9.7e7, seed=s) for s in range(2)]
+    assert [r["runs"] for r in configurations(load_results(runs))] == [2]
