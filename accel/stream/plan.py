@@ -313,7 +313,7 @@ def _convert(blocks, layer, name, source, fmt, lanes):
     return source
 
 
-def _fork_lag(model, formats, add):
+def _fork_lag(model, formats, add, window_rows):
     """Per operand of ``add``: the pixels its path from the fork can hold (an upper
     bound), so the other operand's FIFO can absorb them."""
     producers = {op.name: op for op in model.ops}
@@ -337,14 +337,28 @@ def _fork_lag(model, formats, add):
             op = producers[name]
             fmt = formats[op.inputs[0]] if op.inputs else None
             if isinstance(op, (Conv2d, MaxPool2d, AvgPool2d)):
-                rows = line_buffer_rows(fmt.height, op.kernel, op.stride, op.padding)
-                pixels += (rows + 1) * fmt.width + 4
+                pixels += (window_rows[op.name] + 1) * fmt.width + 4
             else:
                 pixels += 3
             name = op.inputs[0]
         return pixels
 
     return lag(a, anc[1]), lag(b, anc[0])
+
+
+def _window_choice(height, width, words, op, order, vector_cycles):
+    """(cycles per image, ahead) of a layer's sliding window: the line buffer that
+    also holds the next image's first window (:func:`~accel.stream.window.
+    line_buffer_rows`) where that makes the window faster, or where the plain one
+    would hold the whole (small) image: it would take no word of the next image
+    until the last window is read, holding up the layer before it, which the
+    window's own cycles do not show. Elsewhere the memory buys no cycles (a conv
+    whose unit sets the pace, a padded or strided pool)."""
+    args = (height, width, words, op.kernel, op.stride, op.padding, order, vector_cycles)
+    plain, ahead = window_cycles(*args), window_cycles(*args, True)
+    if ahead < plain or op.kernel[0] + op.stride[0] >= height:
+        return ahead, True
+    return plain, False
 
 
 def _unit_shape(op, act_bits, act_signed, hard, cache):
@@ -405,6 +419,7 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
     types = model.types
     blocks = _Blocks(make)
     formats, sources, layers, taps = {}, {}, [], {}
+    window_rows = {}             # line buffer rows of each conv and pool
 
     # Consumers of each tensor, and a duplicator chain where there are several.
     uses = {op.name: [] for op in model.ops}
@@ -479,17 +494,18 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
                 return lengths[pe, simd]
 
             def window(simd, length, op=op, fmt=in_fmt):
-                """Cycles per image of the sliding window feeding the unit (none for a
-                linear layer): it waits for a free input bank, and the unit for it."""
+                """(cycles per image, ahead) of the sliding window feeding the unit
+                (none for a linear layer): it waits for a free input bank, and the
+                unit for it; the bigger buffer where it is faster."""
                 if not isinstance(op, Conv2d):
-                    return 0
-                return window_cycles(fmt.height, fmt.width, fmt.channels // simd, op.kernel,
-                                     op.stride, op.padding, "kernel", length)
+                    return 0, False
+                return _window_choice(fmt.height, fmt.width, fmt.channels // simd, op,
+                                      "kernel", length)
 
             def cost(pe, simd, vectors=vectors, fan_in=fan_in, length_of=length_of,
                      window=window):
                 length = length_of(pe, simd)
-                return max(vectors * max(length, fan_in // simd), window(simd, length))
+                return max(vectors * max(length, fan_in // simd), window(simd, length)[0])
 
             if callable(folding):
                 pe, simd = folding(op, allowed_foldings(op, in_fmt), cost)
@@ -549,17 +565,22 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
             src = _convert(blocks, layer, op.name, source, in_fmt, simd)
             if isinstance(op, Conv2d):
                 H, W = in_fmt.height, in_fmt.width
+                cycles, ahead = window(simd, length)
                 swu_args = dict(shape=in_fmt.value_shape, channels=in_fmt.channels, lanes=simd,
                                 height=H, width=W, kernel=op.kernel, stride=op.stride,
-                                padding=op.padding, pad_value=0, order="kernel")
+                                padding=op.padding, pad_value=0, order="kernel", ahead=ahead)
                 swu = blocks.add(f"{op.name}_window", lambda: SlidingWindow(**swu_args))
                 blocks.connect(src, (swu, "i"))
                 src = (swu, "o") if swu is not None else None
-                rows = line_buffer_rows(H, op.kernel, op.stride, op.padding)
+                rows = window_rows[op.name] = line_buffer_rows(H, op.kernel, op.stride,
+                                                               op.padding, ahead)
                 layer.memory_bits += rows * W * in_fmt.channels * in_fmt.bits
                 layer.memories.append(("ram", rows * W * in_fmt.channels // simd,
                                        simd * in_fmt.bits, 1))
-                layer.cycles = max(layer.cycles, window(simd, length))
+                if ahead:
+                    layer.notes.append(f"line buffer {rows} rows (the next image's first "
+                                       "window too)")
+                layer.cycles = max(layer.cycles, cycles)
             mvu = blocks.add(f"{op.name}_mvu", lambda: MatrixVectorUnit(
                 schedule, op.weights, in_fmt.bits, in_fmt.signed, value_shape(t.bits, True),
                 hard_multiplier=hard))
@@ -614,9 +635,12 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
             lanes = in_fmt.lanes
             is_max = isinstance(op, MaxPool2d)
             pad = model.type_of(op.inputs[0]).min_value if is_max else 0
+            cycles, ahead = _window_choice(in_fmt.height, in_fmt.width, in_fmt.words_per_pixel,
+                                           op, "channel", None)
             swu_args = dict(shape=in_fmt.value_shape, channels=in_fmt.channels, lanes=lanes,
                             height=in_fmt.height, width=in_fmt.width, kernel=op.kernel,
-                            stride=op.stride, padding=op.padding, pad_value=pad, order="channel")
+                            stride=op.stride, padding=op.padding, pad_value=pad, order="channel",
+                            ahead=ahead)
             swu = blocks.add(f"{op.name}_window", lambda: SlidingWindow(**swu_args))
             red = blocks.add(f"{op.name}_reduce", lambda: WindowReduce(
                 "max" if is_max else "sum", in_fmt.value_shape, value_shape(t.bits, t.signed),
@@ -624,9 +648,11 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
             blocks.connect(source, (swu, "i"))
             blocks.connect((swu, "o") if swu is not None else None, (red, "i"))
             _, OH, OW = t.shape
-            layer.cycles = window_cycles(in_fmt.height, in_fmt.width, in_fmt.words_per_pixel,
-                                         op.kernel, op.stride, op.padding, "channel")
-            rows = line_buffer_rows(in_fmt.height, op.kernel, op.stride, op.padding)
+            layer.cycles = cycles
+            rows = window_rows[op.name] = line_buffer_rows(in_fmt.height, op.kernel, op.stride,
+                                                           op.padding, ahead)
+            if ahead:
+                layer.notes.append(f"line buffer {rows} rows (the next image's first window too)")
             layer.memory_bits = rows * in_fmt.width * in_fmt.channels * in_fmt.bits
             layer.memories.append(("ram", rows * in_fmt.width * in_fmt.words_per_pixel,
                                    lanes * in_fmt.bits, 1))
@@ -654,7 +680,7 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
                 raise ModelError(op.name, "inputs",
                                  "the operands arrive in different channel orders")
             src_a, src_b = get(op, 0), get(op, 1)
-            lag_a, lag_b = _fork_lag(model, formats, op)
+            lag_a, lag_b = _fork_lag(model, formats, op, window_rows)
             # The FIFO goes on the operand whose path holds less; it must absorb the other.
             fifo_on = 1 if lag_b <= lag_a else 0
             fifo_fmt = (fa, fb)[fifo_on]

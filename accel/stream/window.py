@@ -36,46 +36,51 @@ def _out_size(size, k, s, p):
     return (size + 2 * p - k) // s + 1
 
 
-def line_buffer_rows(height, kernel, stride, padding):
-    """Image rows a :class:`SlidingWindow`'s line buffer holds: ``kh + sh``.
+def line_buffer_rows(height, kernel, stride, padding, ahead=False):
+    """Image rows a :class:`SlidingWindow`'s line buffer holds.
 
-    The window's rows plus the next ``stride`` rows, so the writer fills the next
-    output row's rows while the current one is read. Where that is the whole
-    image or more, the buffer also holds the next image's first window beside
-    the last one (at most ``height + kh`` rows of a small image): holding just
-    the image made writing and reading take turns (a 5x1 kernel on 5x7 pixels
-    took 60 cycles per image where either side needs 35), and the stalled
-    writer held up the layer before it.
+    The window's rows plus the next ``stride`` rows (``kh + sh``, at most the
+    image), so the writer fills the next output row's rows while the current one
+    is read. With ``ahead``, also the next image's first window beside the last
+    one (the rows the last output row reads plus those the first reads), so the
+    writer fills it while the last one is read. Without, the reader waits at an
+    image's start for the rows the writer could not fill before (a 5x1 kernel at
+    stride 2 on 11x11x3 takes 415 cycles where the reader needs 360 and the
+    writer 363; on 5x7 pixels 60 where both need 35), and the stalled writer
+    holds up the layer before it (a 3x3 pool after a conv up to 20 % slower
+    than either). ``ahead`` adds rows only where the stride is below the kernel
+    and the padding below the kernel's rows (a 3x3 stride-1 window without
+    padding: 6 rows instead of 4); the builder uses it where it is faster.
     """
     (kh, _), (sh, _), (ph, _) = kernel, stride, padding
-    if kh + sh < height:
-        return kh + sh
+    rows = min(kh + sh, height)
+    if not ahead:
+        return rows
     last_top = (_out_size(height, kh, sh, ph) - 1) * sh - ph
     held = height - max(0, last_top)            # rows the last output row reads
-    return max(height, held + min(kh - ph, height))
+    return max(rows, held + min(kh - ph, height))
 
 
 @lru_cache(maxsize=4096)
 def window_cycles(height, width, words_per_pixel, kernel, stride, padding, order="kernel",
-                  vector_cycles=None):
+                  vector_cycles=None, ahead=False):
     """Cycles per image of a :class:`SlidingWindow` in steady state, exactly.
 
-    The unit is neither as fast as its reader (``out_h * out_w * kh * kw * words``
-    words per image) nor as fast as its writer (``height * width * words``): its
-    line buffer holds :attr:`SlidingWindow.rows` rows, so at the end of an image
-    the writer can fill only the rows the last output row does not hold, and the
-    reader waits on the first output row of the next image for the rest (a 5x1
-    kernel at stride 2 on 11x11x3: 415 cycles where the reader needs 360 and the
-    writer 363).
+    Its reader moves ``out_h * out_w * kh * kw * words`` words per image, its
+    writer ``height * width * words``, each one a cycle; they wait for each
+    other through the :attr:`SlidingWindow.rows` rows of the line buffer
+    (:func:`line_buffer_rows`, with ``ahead``). With its output always ready
+    (``vector_cycles=None``, a pooling reducer) and ``ahead`` the unit keeps up
+    with the slower of the two (but for some strides beyond the kernel).
 
-    ``vector_cycles=None``: the output is always ready (a pooling reducer).
     Otherwise the consumer is a :class:`~accel.stream.mvu.MatrixVectorUnit`:
     each output pixel's window (one vector) goes into one of two banks, which
     stays full from the vector's last word until ``vector_cycles`` (the
-    schedule length) cycles of computing it are issued and two more pass. A
-    reader held up by full banks at the end of an image starts the next image
-    later still (a 5x1 kernel at stride 2 on 11x11x3 with a 15-entry schedule:
-    426 cycles).
+    schedule length) cycles of computing it are issued and two more pass. The
+    reader held up by full banks lets the writer fill the buffer, and at times
+    wait for a free row (a 5x1 kernel at stride 2 on 11x11x3 with a 15-entry
+    schedule, ``ahead``: 372 cycles where the unit needs 360, the reader 360 and
+    the writer 363; 426 without).
 
     This follows the units' own counters, one output pixel at a time: reading
     word ``j`` waits for its input word to be written (row start plus column,
@@ -89,7 +94,7 @@ def window_cycles(height, width, words_per_pixel, kernel, stride, padding, order
     H, W, F = height, width, words_per_pixel
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
-    R = line_buffer_rows(H, kernel, stride, padding)
+    R = line_buffer_rows(H, kernel, stride, padding, ahead)
     row_words = W * F
     V = kh * kw * F                   # words per output pixel
     # One output pixel's words as (ky, kx, f), with their index in the reading order.
@@ -168,11 +173,12 @@ class SlidingWindow(wiring.Component):
     ``order`` given; positions in the padding read as ``pad_value`` in every lane.
 
     The buffer holds :attr:`rows` image rows in a circular memory: the window's
-    rows plus the next ``stride`` rows (:func:`line_buffer_rows`), so the writer
-    fills the rows of the next output row while the current one is read, and a
-    new image streams in while the last rows of the previous one are read. The
-    writer and the reader each move one word per cycle; :attr:`cycles` is what
-    that gives per image (:func:`window_cycles`).
+    rows plus the next ``stride`` rows (:func:`line_buffer_rows`; with ``ahead``
+    also the next image's first window), so the writer fills the rows of the
+    next output row while the current one is read, and a new image streams in
+    while the last rows of the previous one are read. The writer and the reader
+    each move one word per cycle; :attr:`cycles` is what that gives per image
+    (:func:`window_cycles`).
 
     Parameters
     ----------
@@ -187,6 +193,9 @@ class SlidingWindow(wiring.Component):
         Value of the padding (0 for convolution, the smallest value for max-pooling).
     order : str
         One of :data:`WINDOW_ORDERS`.
+    ahead : bool
+        The buffer also holds the next image's first window (more rows, fewer
+        stalls at image ends; see :func:`line_buffer_rows`).
 
     Members
     -------
@@ -195,7 +204,7 @@ class SlidingWindow(wiring.Component):
     """
 
     def __init__(self, shape, channels, lanes, height, width, kernel, stride=1, padding=0,
-                 pad_value=0, order="kernel"):
+                 pad_value=0, order="kernel", ahead=False):
         self._shape = require_shape(shape, "Value shape")
         self._channels = require_int(channels, "Channel count", 1)
         self._lanes = require_int(lanes, "Lane count", 1)
@@ -210,6 +219,9 @@ class SlidingWindow(wiring.Component):
             raise ValueError(f"Window order must be one of {', '.join(map(repr, WINDOW_ORDERS))}, "
                              f"not {order!r}")
         self._order = order
+        if not isinstance(ahead, bool):
+            raise TypeError(f"Ahead must be True or False, not {ahead!r}")
+        self._ahead = ahead
         out = []
         for size, k, s, p, axis in zip((height, width), self._kernel, self._stride,
                                        self._padding, ("height", "width")):
@@ -253,7 +265,8 @@ class SlidingWindow(wiring.Component):
     @property
     def rows(self):
         """Image rows the line buffer holds (:func:`line_buffer_rows`)."""
-        return line_buffer_rows(self._height, self._kernel, self._stride, self._padding)
+        return line_buffer_rows(self._height, self._kernel, self._stride, self._padding,
+                                self._ahead)
 
     @property
     def memory_bits(self):
@@ -264,7 +277,7 @@ class SlidingWindow(wiring.Component):
         """Cycles per image in steady state at full input and output rate
         (:func:`window_cycles`)."""
         return window_cycles(self._height, self._width, self.words_per_pixel, self._kernel,
-                             self._stride, self._padding, self._order)
+                             self._stride, self._padding, self._order, None, self._ahead)
 
     @property
     def input_words(self):

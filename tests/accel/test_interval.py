@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Cycles per image: the builder's estimate against what the hardware measures.
 
 The sliding window's own cycle model (:func:`accel.stream.window.window_cycles`)
@@ -84,20 +85,22 @@ WINDOW_CASES = [
 ]
 
 
+@pytest.mark.parametrize("ahead", [False, True])
 @pytest.mark.parametrize("order", ["kernel", "channel"])
 @pytest.mark.parametrize("case", WINDOW_CASES)
-def test_window_cycles_equal_the_hardware(case, order):
+def test_window_cycles_equal_the_hardware(case, order, ahead):
     height, width, words, kernel, stride, padding = case
     window = SlidingWindow(unsigned(4), words, 1, height, width, kernel, stride, padding,
-                           order=order)
+                           order=order, ahead=ahead)
     tokens, four = _window_run(window, 4)
     assert four.outputs == _windows(tokens, *case, order)
     measured = four.cycles - _window_run(window, 3)[1].cycles
     assert window.cycles == measured
     assert window.cycles >= max(window.input_words, window.output_words)
-    if kernel[0] + stride[0] >= height:
-        # A buffer for the whole image also holds the next image's first window, so
-        # writing and reading overlap (they took turns: 5x1 on 5x7x2, 119 cycles not 70).
+    if ahead and stride[0] <= kernel[0]:
+        # The buffer holds the next image's first window beside the last one, so the
+        # slower side sets the pace (without, they take turns: 5x1 on 5x7x2, 119
+        # cycles, not 70; 5x1 stride 2 on 11x11x3, 415, not 363).
         assert window.cycles == max(window.input_words, window.output_words)
 
 
@@ -125,10 +128,10 @@ def test_conv_interval_equals_the_estimate(shape, conv, folding):
 
 
 # Whole pipelines: convs, max and average pools over kernels (square and not), strides
-# and paddings, with the folding the budget gives. The worst cases are a pool right
-# after a conv: at image ends the pool's line buffer waits for the next image's first
-# rows at the conv's pace, not one word a cycle, and holds the conv up meanwhile,
-# which no per-layer estimate sees.
+# and paddings, with the folding the budget gives; among them the cases that were
+# worst before line buffers held the next image's first window (a pool right after a
+# conv waited at image ends for the next image's first rows at the conv's pace and
+# held the conv up meanwhile: up to 12 % over the estimate).
 PIPELINE_CASES = [
     ((2, 5, 7), [{"conv": 2, "kernel": 3, "padding": 1},
                  {"maxpool": 3, "stride": 1, "padding": 1}], 64),
@@ -155,8 +158,9 @@ PIPELINE_CASES = [
 ]
 
 #: The bound the README states: measured / estimated interval of a whole pipeline
-#: (150 random conv/pool pipelines measured: 0.991 to 1.118, the worst listed above).
-PIPELINE_BOUND = (0.99, 1.12)
+#: (150 random conv/pool pipelines measured: 0.992 to 1.018; below 1 where a layer
+#: alternates between two intervals and the estimate rounds their mean up).
+PIPELINE_BOUND = (0.99, 1.02)
 
 
 @pytest.mark.parametrize("shape,layers,budget", PIPELINE_CASES)
@@ -168,3 +172,8 @@ def test_pipeline_interval_within_the_stated_bound(shape, layers, budget):
     assert np.array_equal(result.classes, classify(model, images))
     low, high = PIPELINE_BOUND
     assert low * acc.interval <= result.interval <= high * acc.interval
+
+
+def test_window_ahead_must_be_a_bool():
+    with pytest.raises(TypeError, match="Ahead must be True or False, not 1"):
+        SlidingWindow(unsigned(4), 1, 1, 4, 4, 3, ahead=1)
