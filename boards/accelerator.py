@@ -7,8 +7,9 @@ otherwise -- swapping is the one marked line below.
 
 The board top requires of the component:
 
-- ``i``: an input stream whose payload is one pixel code (unsigned, at most
-  8 bits), pixels in ``info.order``;
+- ``i``: an input stream whose payload is one pixel code of at most 8 bits
+  (unsigned, or signed in two's complement), or an array of one per channel,
+  pixels in ``info.order``;
 - ``o``: an output stream with one transfer per image whose payload is either
   the class (unsigned) or a struct with a ``class`` member and, optionally, a
   ``logits`` array of signed integers.
@@ -36,7 +37,8 @@ class AcceleratorInfo:
 
     ``order``: 0 = (channel, row, column) pixel order, 1 = (row, column,
     channel); ``logit_width``: 0 when the accelerator gives no logits;
-    ``cycles_per_image``: the steady-state interval, or None when unknown.
+    ``cycles_per_image``: the steady-state interval, or None when unknown;
+    ``pixel_signed``: the pixel codes are signed (the model's input is).
     """
     shape: tuple
     pixel_bits: int
@@ -46,6 +48,7 @@ class AcceleratorInfo:
     cycles_per_image: int | None
     fingerprint: int
     backend: str
+    pixel_signed: bool = False
 
     @property
     def pixels(self):
@@ -133,7 +136,7 @@ def make_accelerator(model, *, logits=True, backend="auto", target_cycles=None, 
     ------
     AcceleratorError
         The model has an input the board cannot stream (not one image input of
-        at most 8 unsigned bits) or an operator the accelerator does not support.
+        at most 8 bits) or an operator the accelerator does not support.
     """
     _board_input(model)                # fail before building anything
     if backend not in ("auto", "accel", "standin"):
@@ -156,9 +159,9 @@ def _board_input(model):
     if len(source.shape) != 3:
         raise AcceleratorError(f"The model's input must be an image (channels, height, width), "
                                f"not shape {source.shape}")
-    if source.type.signed or source.type.bits > 8:
-        raise AcceleratorError(f"The host link sends unsigned pixels of at most 8 bits; the model's "
-                               f"input is {'signed ' if source.type.signed else ''}{source.type.bits}-bit")
+    if source.type.bits > 8:
+        raise AcceleratorError(f"The host link sends pixels of at most 8 bits, one per byte; the "
+                               f"model's input is {source.type.describe()}")
     classes = model.types[model.outputs[-1]].shape[0]
     if classes > 256:
         raise AcceleratorError(f"The host link carries at most 256 classes, not {classes}")
@@ -189,7 +192,8 @@ def describe_accelerator(model, component, *, order, cycles_per_image, backend, 
     return AcceleratorInfo(shape=tuple(source.shape), pixel_bits=source.type.bits, order=order,
                            classes=classes, logit_width=logit_width,
                            cycles_per_image=cycles_per_image,
-                           fingerprint=model_fingerprint(model), backend=backend)
+                           fingerprint=model_fingerprint(model), backend=backend,
+                           pixel_signed=source.type.signed)
 
 
 def _build(model, backend, logits, folding):

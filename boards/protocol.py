@@ -28,9 +28,13 @@ Frame types
 Host to board:
 
 ``IMAGE`` (0x01)
-    One image: ``pixels`` bytes, one pixel code per byte (the low
-    ``pixel_bits`` bits; the board ignores the rest), in the order the INFO
-    reply names (0 = channel, row, column; 1 = row, column, channel).
+    One image: ``pixels`` bytes, one pixel code per byte, in the order the INFO
+    reply names (0 = channel, row, column; 1 = row, column, channel). The board
+    takes the low ``pixel_bits`` bits of each byte and ignores the rest. Unsigned
+    codes (0 .. 2^b - 1) go as they are; signed codes (-2^(b-1) .. 2^(b-1) - 1,
+    when INFO says ``pixel_signed``) in two's complement, so that a code
+    sign-extended to the byte, as an int8, is right: -3 is 0xFD
+    (:func:`image_payload` builds the payload).
 ``INFO`` (0x02)
     Empty payload; the board replies with ``INFO_REPLY``.
 ``SELFTEST`` (0x03)
@@ -48,7 +52,8 @@ Board to host (``seq`` is the seq of the request):
     little-endian two's-complement integer of ``logit_bytes`` bytes per class.
 ``INFO_REPLY`` (0x82)
     See :class:`BoardInfo` (version, image shape, pixel bits and order,
-    classes, logit bytes, a model fingerprint, the clock frequency).
+    classes, logit bytes, a model fingerprint, the clock frequency, cycles per
+    image, whether pixels are signed).
 ``SELFTEST_REPLY`` (0x83)
     ``passed`` and ``total`` (1 byte each).
 ``BENCH_REPLY`` (0x84)
@@ -89,20 +94,24 @@ bytes, :data:`GAP` (an idle line longer than the timeout) and :data:`LOST`
 from dataclasses import dataclass
 import struct
 
+import numpy as np
+
 __all__ = [
     "MAGIC", "HEADER_BYTES", "CRC_BYTES", "VERSION", "GAP", "LOST",
     "IMAGE", "INFO", "SELFTEST", "BENCH", "RESULT", "INFO_REPLY", "SELFTEST_REPLY", "BENCH_REPLY",
     "ERROR", "BenchReply",
     "BAD_CRC", "BAD_LENGTH", "UNKNOWN_TYPE", "TIMEOUT", "OVERRUN", "ERROR_NAMES", "TYPE_NAMES",
     "ProtocolError", "crc16", "encode_frame", "Frame", "ParseError", "FrameParser",
-    "BoardInfo", "decode_result", "request_lengths", "BENCH_BYTES",
+    "BoardInfo", "decode_result", "request_lengths", "BENCH_BYTES", "pixel_range",
+    "image_payload",
 ]
 
 MAGIC = 0xA5
 HEADER_BYTES = 5   # magic, type, seq, length (2)
 BENCH_BYTES = 4    # the BENCH request's payload: images to run
 CRC_BYTES = 2
-VERSION = 2
+# 3: INFO says whether pixels are signed (a board of version 2 takes unsigned ones only).
+VERSION = 3
 
 IMAGE, INFO, SELFTEST, BENCH = 0x01, 0x02, 0x03, 0x04
 RESULT, INFO_REPLY, SELFTEST_REPLY, BENCH_REPLY, ERROR = 0x81, 0x82, 0x83, 0x84, 0xEE
@@ -297,7 +306,8 @@ class BoardInfo:
     ``logit_bytes`` is 0 when the board sends only the class;
     ``cycles_per_image`` is the accelerator's steady-state interval from
     simulation (0 when unknown), so that a host can tell the accelerator's
-    images/s from the link's.
+    images/s from the link's; ``pixel_signed``: the pixel codes are signed
+    (two's complement in the IMAGE bytes).
     """
     version: int
     shape: tuple
@@ -308,19 +318,25 @@ class BoardInfo:
     fingerprint: int
     clock_hz: int
     cycles_per_image: int = 0
+    pixel_signed: bool = False
 
-    _FORMAT = "<BBBHHHBBIII"
+    _FORMAT = "<BBBHHHBBIIIB"
 
     @property
     def pixels(self):
         channels, height, width = self.shape
         return channels * height * width
 
+    @property
+    def pixel_range(self):
+        """``(lowest, highest)`` pixel code the board takes."""
+        return pixel_range(self.pixel_bits, self.pixel_signed)
+
     def encode(self):
         channels, height, width = self.shape
         return struct.pack(self._FORMAT, self.version, self.pixel_bits, self.order, channels,
                            height, width, self.classes, self.logit_bytes, self.fingerprint,
-                           self.clock_hz, self.cycles_per_image)
+                           self.clock_hz, self.cycles_per_image, int(self.pixel_signed))
 
     @classmethod
     def decode(cls, payload):
@@ -332,9 +348,34 @@ class BoardInfo:
         if len(payload) != size:
             raise ProtocolError(f"INFO reply must have {size} payload bytes, not {len(payload)}")
         (version, bits, order, channels, height, width, classes, logit_bytes, fingerprint,
-         clock, cycles) = struct.unpack(cls._FORMAT, payload)
+         clock, cycles, signed) = struct.unpack(cls._FORMAT, payload)
         return cls(version, (channels, height, width), bits, order, classes, logit_bytes,
-                   fingerprint, clock, cycles)
+                   fingerprint, clock, cycles, bool(signed))
+
+
+def pixel_range(bits, signed):
+    """``(lowest, highest)`` code of a ``bits``-bit pixel, signed or not."""
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def image_payload(codes, info):
+    """The IMAGE payload of one image's pixel codes, already in the board's order:
+    one byte per code, signed codes in two's complement (sign-extended to the byte).
+
+    Raises
+    ------
+    ProtocolError
+        A code outside the board's range (``info``: a :class:`BoardInfo`).
+    """
+    codes = np.asarray(codes).reshape(-1)
+    lo, hi = info.pixel_range
+    if codes.size and (codes.min() < lo or codes.max() > hi):
+        kind = "signed" if info.pixel_signed else "unsigned"
+        raise ProtocolError(f"Pixel codes must be in {lo}..{hi} ({kind} {info.pixel_bits}-bit), "
+                            f"not {codes.min()}..{codes.max()}")
+    return bytes((codes.astype(np.int64) & 0xFF).astype(np.uint8))
 
 
 def decode_result(payload, info):

@@ -22,24 +22,28 @@ def to_stream_order(images, order):
 
 
 def selftest_vectors(model, count=4, seed=0):
-    """``(images, classes)``: ``count`` images of the model's data set (random codes
-    when it is not available) as (N, C, H, W) codes, and their reference classes."""
+    """``(images, classes)``: ``count`` images of the model's data set, encoded with the
+    model's input quantization (:func:`boards.pixels.encode_images`; random codes over
+    the input's whole range, signed or not, when the data set or the encoding is not
+    available) as (N, C, H, W) codes, and their reference classes."""
     from sim.reference import classify
+    from .pixels import encode_images
+    from .protocol import pixel_range
     source = next(op for op in model.ops if isinstance(op, Input))
-    bits = source.type.bits
     images = None
     dataset = model.metadata.get("dataset")
     if isinstance(dataset, str):
         try:
-            from quant.data import load_dataset, quantize_images
+            from quant.data import load_dataset
             data, _ = load_dataset(dataset)
             if tuple(data.shape[1:]) == tuple(source.shape):
                 rng = np.random.default_rng(seed)
                 pick = rng.choice(len(data), size=min(count, len(data)), replace=False)
-                images = quantize_images(data[pick], bits)
-        except Exception:   # a data set that is not installed: fall back to random codes
-            images = None
+                images = encode_images(model, data[pick])
+        except Exception:   # no data set installed (or a signed input without an
+            images = None   # encoding: EncodingError): random codes instead
     if images is None:
         rng = np.random.default_rng(seed)
-        images = rng.integers(0, 1 << bits, size=(count, *source.shape), dtype=np.int64)
+        lo, hi = pixel_range(source.type.bits, source.type.signed)
+        images = rng.integers(lo, hi + 1, size=(count, *source.shape), dtype=np.int64)
     return images.astype(np.int64), classify(model, images)

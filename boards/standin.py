@@ -29,7 +29,7 @@ def supports_standin(model):
     ops = model.ops
     return (len(ops) == 3 and isinstance(ops[0], Input) and isinstance(ops[1], Flatten)
             and isinstance(ops[2], Linear) and ops[2].weights.kind == "uniform"
-            and not ops[0].type.signed and len(ops[0].shape) == 3)
+            and len(ops[0].shape) == 3)
 
 
 def standin_model(pixel_bits=4, weight_bits=4):
@@ -64,7 +64,8 @@ class StandInAccelerator(wiring.Component):
     Members
     -------
     i : In(stream.Signature(unsigned(pixel_bits)))
-        Pixels, in the model's flatten order (channel, row, column).
+        Pixels, in the model's flatten order (channel, row, column); ``signed(pixel_bits)``
+        when the model's input is signed.
     o : Out(stream.Signature(StructLayout({"class", "logits"})))
         One result per image.
     """
@@ -76,7 +77,7 @@ class StandInAccelerator(wiring.Component):
             raise ValueError("The stand-in accelerator runs only input -> flatten -> linear models "
                              "with uniform weights")
         source, _, layer = model.ops
-        self._pixel_bits = source.type.bits
+        self._pixel_shape = (signed if source.type.signed else unsigned)(source.type.bits)
         self._weights = np.asarray(layer.weights.codes, dtype=np.int64)
         self._bias = (np.zeros(len(self._weights), dtype=np.int64) if layer.bias is None
                       else np.asarray(layer.bias, dtype=np.int64))
@@ -88,7 +89,7 @@ class StandInAccelerator(wiring.Component):
             "logits": data.ArrayLayout(signed(self._logit_width), self._classes),
         })
         super().__init__({
-            "i": In(stream.Signature(unsigned(self._pixel_bits))),
+            "i": In(stream.Signature(self._pixel_shape)),
             "o": Out(stream.Signature(self._layout)),
         })
 

@@ -114,20 +114,25 @@ class BoardCore(wiring.Component):
             raise ValueError(f"Self-test classes must have shape ({len(images)},), not {classes.shape}")
         if len(images) > 255:
             raise ValueError(f"At most 255 self-test images, not {len(images)}")
-        if images.size and (images.min() < 0 or images.max() >= 1 << info.pixel_bits):
-            raise ValueError(f"Self-test pixels must be {info.pixel_bits}-bit codes")
+        lo, hi = protocol.pixel_range(info.pixel_bits, info.pixel_signed)
+        if images.size and (images.min() < lo or images.max() > hi):
+            raise ValueError(f"Self-test pixels must be {'signed' if info.pixel_signed else 'unsigned'} "
+                             f"{info.pixel_bits}-bit codes ({lo}..{hi}), not {images.min()}..{images.max()}")
         from .selftest import to_stream_order
         self._lanes, _ = input_lanes(accelerator)
         ordered = to_stream_order(images, info.order)
-        # One ROM word per accelerator transfer: ``lanes`` pixel codes, the first lowest.
+        # One ROM word per accelerator transfer: ``lanes`` pixel codes, the first lowest,
+        # signed ones in two's complement (the accelerator reads the same bits from the host).
         words = ordered.reshape(len(ordered), info.pixels // self._lanes, self._lanes)
+        words = words & ((1 << info.pixel_bits) - 1)
         self._images = sum(words[..., k] << (info.pixel_bits * k) for k in range(self._lanes))
         self._classes = classes
         class_width, _, _ = output_fields(accelerator)
         self._class_width = class_width
         self._board_info = protocol.BoardInfo(
             protocol.VERSION, tuple(info.shape), info.pixel_bits, info.order, info.classes,
-            info.logit_bytes, info.fingerprint, self._clock_hz, info.cycles_per_image or 0)
+            info.logit_bytes, info.fingerprint, self._clock_hz, info.cycles_per_image or 0,
+            info.pixel_signed)
         super().__init__()
 
     @property
@@ -292,7 +297,8 @@ class BoardCore(wiring.Component):
                             m.d.sync += pix.eq(0)
                             m.next = "HOST_PIXELS"
             with m.State("HOST_PIXELS"):
-                # ``lanes`` bytes make one transfer: gather all but the last.
+                # ``lanes`` bytes make one transfer: gather all but the last. A byte's low
+                # pixel_bits bits are the code, two's complement when signed, as on the wire.
                 gathered = Signal(max(1, info.pixel_bits * (lanes - 1)))
                 lane = Signal(range(max(2, lanes)))
                 byte = parser.payload.payload[:info.pixel_bits]

@@ -538,11 +538,6 @@ def _cmd_import(args):
     from quant.onnx import compare, import_qonnx
     model = import_qonnx(args.onnx, name=args.name)
     print(model.summary())
-    source = model.inputs[0].type
-    if source.signed:
-        print(f"note: the input codes are signed ({source.describe()}); the reference and the "
-              "streaming builder take them, the board host link sends unsigned pixels only",
-              file=sys.stderr)
     if args.count:
         images, described, dataset = _import_data(args, model)
         result = compare(args.onnx, model, images)

@@ -10,7 +10,10 @@ Payload layout
 --------------
 ``s_axis`` (images in): one beat per accelerator input word, ``8 * lanes``
 bits: lane ``k`` (a pixel code, channel ``k`` of the pixel's lane group) in
-byte ``k``, its low ``pixel_bits`` bits (the rest ignored). Pixels are
+byte ``k``, its low ``pixel_bits`` bits (the rest ignored). A model with a
+signed input (Brevitas's default Int8 input quantizer) takes its codes in two's
+complement, so an int8 array written by software as it is (a code
+sign-extended to the byte) is right. Pixels are
 row-major, the channels of a pixel in consecutive lanes (and beats, when an
 input word carries fewer lanes than the image has channels). TLAST marks the
 image's last beat; a beat whose TLAST disagrees with the image's own count
@@ -42,6 +45,7 @@ class AxisLayout:
     """The byte layout of an :class:`AxisAccelerator`'s two streams."""
     lanes: int             # input lanes (bytes) per s_axis beat
     pixel_bits: int        # low bits of each lane byte that are used
+    pixel_signed: bool     # the codes are signed (two's complement)
     beats_per_image: int   # s_axis beats per image (the last has TLAST)
     classes: int
     class_bits: int
@@ -58,8 +62,11 @@ class AxisLayout:
 
     def describe(self):
         """The layout in words, for a report or a README."""
-        lines = [f"s_axis: TDATA {8 * self.in_bytes} bits; byte k = lane k (a pixel code in its "
-                 f"low {self.pixel_bits} bits); {self.beats_per_image} beats per image, pixels "
+        code = (f"a signed pixel code in its low {self.pixel_bits} bits, two's complement: an "
+                f"int8 sign-extended from the code is right" if self.pixel_signed else
+                f"an unsigned pixel code in its low {self.pixel_bits} bits")
+        lines = [f"s_axis: TDATA {8 * self.in_bytes} bits; byte k = lane k ({code}); "
+                 f"{self.beats_per_image} beats per image, pixels "
                  f"row-major, channels in consecutive lanes; TLAST on the last beat of each image",
                  f"m_axis: TDATA {8 * self.out_bytes} bits, one beat per image, TLAST on every "
                  f"beat; byte 0 = class (0..{self.classes - 1})"]
@@ -97,7 +104,8 @@ def axis_layout(accelerator):
     logit_bits = logits.elem_shape.width if logits is not None else 0
     channels, height, width = _input_shape(accelerator.model)
     words = channels * height * width // lanes
-    return AxisLayout(lanes=lanes, pixel_bits=fmt.bits, beats_per_image=words,
+    return AxisLayout(lanes=lanes, pixel_bits=fmt.bits, pixel_signed=bool(fmt.signed),
+                      beats_per_image=words,
                       classes=accelerator.classes, class_bits=class_bits,
                       logit_bytes=(logit_bits + 7) // 8, logit_bits=logit_bits)
 
@@ -160,7 +168,8 @@ class AxisAccelerator(wiring.Component):
         layout = self._layout
         m.submodules.accelerator = accel = self._accelerator
 
-        # Input: each byte's low pixel_bits bits are one lane.
+        # Input: each byte's low pixel_bits bits are one lane (two's complement when signed:
+        # the low bits of a sign-extended byte are the code).
         lanes = [self.s_axis_tdata[8 * k: 8 * k + layout.pixel_bits] for k in range(layout.lanes)]
         m.d.comb += [
             accel.i.payload.eq(Cat(*lanes)),

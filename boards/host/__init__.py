@@ -294,18 +294,22 @@ class HostLink:
                            info.clock_hz)
 
     def classify_one(self, image):
-        """``(class, logits or None)`` for one image of pixel codes, shaped like the model's input."""
+        """``(class, logits or None)`` for one image of pixel codes, shaped like the model's
+        input: unsigned, or signed when the board's INFO says so (sent in two's complement)."""
         info = self.info()
         image = np.asarray(image)
         if image.shape != tuple(info.shape):
             raise LinkError(f"Image must have shape {tuple(info.shape)}, not {image.shape}")
         if not np.issubdtype(image.dtype, np.integer):
             raise LinkError(f"Images must be integer pixel codes, not {image.dtype} "
-                            f"(quantize to {info.pixel_bits} bits first)")
-        if image.size and (image.min() < 0 or image.max() >= 1 << info.pixel_bits):
-            raise LinkError(f"Pixel codes must be in 0..{(1 << info.pixel_bits) - 1}")
+                            f"(encode them with the model's input quantization first: "
+                            f"boards.pixels.encode_images)")
         ordered = image.transpose(1, 2, 0) if info.order == 1 else image
-        reply = self.request(protocol.IMAGE, bytes(ordered.reshape(-1).astype(np.uint8)))
+        try:
+            payload = protocol.image_payload(ordered, info)
+        except protocol.ProtocolError as error:
+            raise LinkError(str(error)) from None
+        reply = self.request(protocol.IMAGE, payload)
         if reply.type != protocol.RESULT:
             raise LinkError(f"Expected a RESULT reply, not frame type {reply.type:#x}")
         try:

@@ -29,8 +29,45 @@ class Failure(Exception):
     """Something outside the user's arguments failed (a tool, the simulation)."""
 
 
-def load_images(paths, info):
-    """Pixel codes (N, C, H, W) from .npy/.npz files; floats in [0, 1] are quantized."""
+def image_encoder(model_path, info):
+    """The function that turns real images (floats) into the board's pixel codes: the
+    model's own input quantization with ``--model``, else ``quantize_images`` to the
+    board's unsigned pixel bits. A board with signed pixels has no default: the
+    function says what to do when floats reach it (integer codes need no encoder)."""
+    if model_path is not None:
+        from quant.ir import ModelError, load_model
+        from ..accelerator import model_fingerprint
+        from ..pixels import EncodingError, encode_images
+        try:
+            model = load_model(model_path)
+        except FileNotFoundError:
+            raise UsageError(f"{model_path}: no such model file") from None
+        except (ModelError, OSError) as error:
+            raise UsageError(str(error)) from None
+        if model_fingerprint(model) != info.fingerprint:
+            raise UsageError(f"{model_path} is not the model the board runs (fingerprint "
+                             f"{model_fingerprint(model):08x}, the board's {info.fingerprint:08x})")
+
+        def encode(images):
+            try:
+                return encode_images(model, images)
+            except EncodingError as error:
+                raise UsageError(str(error)) from None
+        return encode
+
+    def encode(images):
+        if info.pixel_signed:
+            raise UsageError(f"the board takes signed {info.pixel_bits}-bit pixels: floats need "
+                             f"the model's input quantization; pass --model (the .qnn file the "
+                             f"board was built from) or integer pixel codes")
+        from quant.data import quantize_images
+        return quantize_images(images, info.pixel_bits)
+    return encode
+
+
+def load_images(paths, info, encode):
+    """Pixel codes (N, C, H, W) from .npy/.npz files; floats in [0, 1] go through ``encode``
+    (see :func:`image_encoder`)."""
     batches = []
     for path in paths:
         path = Path(path)
@@ -58,8 +95,7 @@ def load_images(paths, info):
         if array.shape[1:] != shape:
             raise UsageError(f"{path}: images of shape {array.shape[1:]}, the board takes {shape}")
         if np.issubdtype(array.dtype, np.floating):
-            from quant.data import quantize_images
-            array = quantize_images(array, info.pixel_bits)
+            array = encode(array)
         batches.append(array.astype(np.int64))
     return np.concatenate(batches) if batches else np.zeros((0, *info.shape), dtype=np.int64)
 
@@ -106,7 +142,13 @@ def parse_args(argv):
     link_options(sub)
     sub.add_argument("images", nargs="*", metavar="IMAGES",
                      help=".npy or .npz arrays of pixel codes (N, C, H, W) or (C, H, W); "
-                          "floats in [0, 1] are quantized to the board's pixel bits")
+                          "floats in [0, 1] are quantized to the board's pixel bits, or with "
+                          "--model's input quantization")
+    sub.add_argument("--model", metavar="FILE",
+                     help="the .qnn model the board was built from (checked against the board's "
+                          "fingerprint): float images and --dataset are encoded with its input "
+                          "quantization (an imported model's scale and steps, signed codes); "
+                          "needed for floats on a board with signed pixels")
     sub.add_argument("--dataset", metavar="NAME",
                      help="instead of files: images from a data set: digits (scikit-learn's 8x8), "
                           "fashion-mnist (the Debian package's idx files, or --data-dir), "
@@ -148,9 +190,9 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def load_dataset_images(args, info):
+def load_dataset_images(args, info, encode):
     """(pixel codes, labels) of the first ``--count`` images of ``--dataset``."""
-    from quant.data import DataError, load_dataset, load_fashion_mnist, quantize_images
+    from quant.data import DataError, load_dataset, load_fashion_mnist
     name = args.dataset
     if name not in DATASETS and not name.endswith(".npz"):
         raise UsageError(f"unknown data set {name!r}: use digits, fashion-mnist, mnist "
@@ -169,7 +211,7 @@ def load_dataset_images(args, info):
             data, labels = load_dataset(name)
     except DataError as error:
         raise UsageError(str(error)) from None
-    return quantize_images(data[:args.count], info.pixel_bits), labels[:args.count]
+    return encode(data[:args.count]), labels[:args.count]
 
 
 def throughput(info, baud):
@@ -194,6 +236,7 @@ def run(args):
         if args.command == "info":
             info = link.info()
             print(json.dumps({"shape": list(info.shape), "pixel_bits": info.pixel_bits,
+                              "pixel_signed": info.pixel_signed,
                               "order": "hwc" if info.order else "chw", "classes": info.classes,
                               "logit_bytes": info.logit_bytes,
                               "fingerprint": f"{info.fingerprint:08x}", "clock_hz": info.clock_hz,
@@ -206,13 +249,14 @@ def run(args):
         if args.command == "bench":
             return bench(args, link)
         info = link.info()
+        encode = image_encoder(args.model, info)
         labels = None
         if args.dataset:
             if args.images:
                 raise UsageError("give image files or --dataset, not both")
-            images, labels = load_dataset_images(args, info)
+            images, labels = load_dataset_images(args, info, encode)
         elif args.images:
-            images = load_images(args.images, info)
+            images = load_images(args.images, info, encode)
         else:
             raise UsageError("no images: give .npy/.npz files or --dataset")
         start = time.monotonic()
@@ -312,7 +356,8 @@ def simulate(args):
         print(board.port, flush=True)
         progress(f"simulate: a board is on {board.port}; in another terminal:\n"
                  f"  python -m boards.host info --port {board.port}\n"
-                 f"  python -m boards.host classify --port {board.port} --dataset digits --count 10\n"
+                 f"  python -m boards.host classify --port {board.port} --dataset digits --count 10"
+                 f"{f' --model {args.model}' if args.model else ''}\n"
                  f"  python -m boards.host bench --port {board.port} --images 100\n"
                  f"(any --baud works on the simulated line; Ctrl-C stops)")
         try:

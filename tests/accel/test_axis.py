@@ -111,6 +111,45 @@ def test_axis_matches_reference_under_random_handshakes(channels, seed):
     assert [l for _, l in decoded] == run_reference(model, images)[model.outputs[-1]].tolist()
 
 
+def int8_beats(accelerator, image):
+    """The s_axis beats of one image as software writes a signed image (an int8 array):
+    each lane byte the code sign-extended, not only its low bits."""
+    layout = axis_layout(accelerator)
+    bits = layout.pixel_bits
+    out = []
+    words = accelerator.encode_inputs(image[None])
+    for index, word in enumerate(words):
+        tdata = 0
+        for k in range(layout.lanes):
+            code = (word >> (bits * k)) & ((1 << bits) - 1)
+            value = code - (1 << bits) if code >> (bits - 1) else code
+            tdata |= (value & 0xFF) << (8 * k)
+        out.append((tdata, int(index == len(words) - 1)))
+    return out
+
+
+def test_axis_signed_pixels_as_int8_bytes():
+    """A signed 5-bit input (as Brevitas's Int8 input quantizer gives): int8 bytes in,
+    results bit for bit as the reference's; the layout says how the codes go."""
+    model = random_model(3, "cnn", input_shape=(3, 5, 5), width=4, classes=5, input_bits=5,
+                         input_signed=True)
+    accelerator = build(model, logits=True)
+    dut = AxisAccelerator(accelerator)
+    layout = dut.layout
+    assert layout.pixel_signed and layout.pixel_bits == 5
+    assert ("byte k = lane k (a signed pixel code in its low 5 bits, two's complement: an int8 "
+            "sign-extended from the code is right)") in layout.describe()
+    images = pixels(model, 3, seed=4)
+    assert images.min() < 0
+    stream = [beat for image in images for beat in int8_beats(accelerator, image)]
+    assert any(tdata >> 7 & 1 for tdata, _ in stream)      # negative bytes are on the bus
+    received, tlast_error = run_axis(dut, stream, len(images), seed=4)
+    assert not tlast_error
+    decoded = [decode(layout, tdata) for tdata, _ in received]
+    assert [c for c, _ in decoded] == classify(model, images).tolist()
+    assert [l for _, l in decoded] == run_reference(model, images)[model.outputs[-1]].tolist()
+
+
 def test_axis_without_logits_and_tlast_error():
     model = cnn(3)
     accelerator = build(model, logits=False)
@@ -139,4 +178,5 @@ def test_layout_description():
     accelerator = build(cnn(3), logits=True)
     text = axis_layout(accelerator).describe()
     assert "s_axis: TDATA 24 bits" in text and "TLAST on the last beat of each image" in text
+    assert "byte k = lane k (an unsigned pixel code in its low 4 bits)" in text
     assert "byte 0 = class (0..4)" in text and "little-endian two's complement" in text

@@ -88,7 +88,7 @@ def test_selftest_detects_wrong_expectation(model):
     ({"selftest_images": np.zeros((2, 1, 4, 4)), "selftest_classes": [0, 0]},
      r"Self-test images must have shape \(N, 1, 8, 8\)"),
     ({"selftest_images": np.full((1, 1, 8, 8), 16), "selftest_classes": [0]},
-     "Self-test pixels must be 4-bit codes"),
+     r"Self-test pixels must be unsigned 4-bit codes \(0\.\.15\), not 16\.\.16"),
 ])
 def test_board_core_validation(model, kwargs, error):
     from boards.accelerator import make_accelerator
