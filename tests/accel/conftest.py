@@ -4,7 +4,8 @@ A test takes the ``backend`` fixture and passes it to ``Simulation`` (or to a
 driver that does): it runs once as ``[pysim]`` and once as ``[cxxrtl]``, with
 the same testbench, so the two must agree bit for bit and cycle for cycle.
 
-The CXXRTL runs are ``slow``: the default run stays on pysim, CI adds them
+The ``backend`` fixture is the one of tests/conftest.py (a missing compiler
+skips locally and fails under CI). The CXXRTL runs are ``slow``: the default run stays on pysim, CI adds them
 with ``-m slow``. Each distinct design costs a C++ compile (5-10 s on a busy
 2-core machine; built models are cached, see :mod:`sim.cache`), so a test
 with a large parameter grid marks the part of it that also runs compiled::
@@ -15,24 +16,13 @@ The predicate gets the test's parameters by name; compiled runs for which it
 is false are deselected (pysim still runs the whole grid).
 """
 
-import pytest
-
-from sim.backends import COMPILED_BACKENDS, backend_unavailable_reason
+from sim.backends import COMPILED_BACKENDS
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "compiled_subset(predicate): on compiled backends, run only the parameter "
                    "sets for which predicate(**params) is true")
-
-
-@pytest.fixture(params=["pysim", pytest.param("cxxrtl", marks=pytest.mark.slow)])
-def backend(request):
-    """The simulation backend of this run of the test."""
-    reason = backend_unavailable_reason(request.param)
-    if reason is not None:
-        pytest.skip(reason)
-    return request.param
 
 
 def pytest_collection_modifyitems(config, items):

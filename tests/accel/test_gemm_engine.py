@@ -8,6 +8,7 @@ from accel.multiply import weight_codes
 from accel.systolic import GemmEngine, run_gemm
 from quant.ir import CodebookWeights, UniformWeights
 from quant.ir.sizing import worst_case_accumulator_width
+from tests.conftest import require_backend
 
 from .test_systolic_array import DATAFLOWS, KINDS, random_weights, shape_id
 
@@ -175,11 +176,7 @@ def test_run_gemm_errors():
 def test_gemm_on_compiled_backends(backend):
     """The same testbench on a compiled backend: same results, same cycles as pysim.
     (CXXRTL runs every hardware test of this directory, see conftest.py.)"""
-    from sim.backends import backend_unavailable_reason
-
-    reason = backend_unavailable_reason(backend)
-    if reason is not None:
-        pytest.skip(reason)
+    require_backend(backend)
     for dataflow in DATAFLOWS:
         engine, prototype = make_engine("pot", dataflow, 3, 2)
         rng = np.random.default_rng(4)

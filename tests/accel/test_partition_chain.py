@@ -10,8 +10,8 @@ from accel.partition import LinkedChain, partition, run_chain
 from accel.stream.networks import network
 from accel.stream.testing import run_images
 from quant.ir.generate import random_inputs, random_model
-from sim.backends import backend_unavailable_reason
 from sim.reference import classify, run_reference
+from tests.conftest import require_backend
 
 # (seed, topology, weight kind, parts, most link data pins): random models cut at
 # layer boundaries; the last one's 1-pin links are the chain's bottleneck.
@@ -88,9 +88,7 @@ def test_the_single_device_helpers_drive_a_chain():
 def test_linked_chain_rate_on_the_compiled_backend(case):
     """Several images back to back, output backpressured at random: the mean cycles
     between results are within 10% of the partition's estimate."""
-    reason = backend_unavailable_reason("cxxrtl")
-    if reason is not None:
-        pytest.skip(reason)
+    require_backend("cxxrtl")
     model, result = _case(case)
     if case.endswith("link-bound"):
         assert result.bottleneck.startswith("link ")

@@ -3,7 +3,6 @@
 them with the board's cycle counter; the cycles equal a simulation of the
 accelerator alone, the checksum the reference's classes."""
 
-import shutil
 
 import numpy as np
 import pytest
@@ -16,8 +15,8 @@ from boards.standin import standin_model
 from boards.top import build_core
 from sim.reference import classify
 from sim.streams import run_stream
+from tests.conftest import fastest_backend
 
-BACKEND = "cxxrtl" if shutil.which("g++") or shutil.which("c++") else "pysim"
 REPLIES = {protocol.RESULT: None, protocol.INFO_REPLY: None, protocol.ERROR: None,
            protocol.SELFTEST_REPLY: None, protocol.BENCH_REPLY: None}
 
@@ -35,7 +34,7 @@ def alone(model, backend, tokens_of, images):
     """(first result to last, first pixel to last result) of the accelerator alone,
     fed back to back with its results taken at once."""
     accelerator, _ = make_accelerator(model, backend=backend)
-    result = run_stream(accelerator, tokens_of(accelerator, images), backend=BACKEND,
+    result = run_stream(accelerator, tokens_of(accelerator, images), backend=fastest_backend(),
                         expected_count=len(images), quiet=True)
     return round(result.interval * (len(images) - 1)), result.first_output_latency
 
@@ -71,7 +70,7 @@ def test_bench_cycles_equal_simulation(model, backend, tokens_of):
     # The self-test runs after reset; the benchmark follows it and a host image.
     images, _ = selftest_vectors(model, count)
     out = run_frames(core, [bench_frame(5, runs),
-                            protocol.encode_frame(protocol.INFO, 6)], backend=BACKEND)
+                            protocol.encode_frame(protocol.INFO, 6)], backend=fastest_backend())
     events = protocol.FrameParser(REPLIES, 1000).feed(out)
     assert [e.type for e in events] == [protocol.BENCH_REPLY, protocol.INFO_REPLY]
     assert events[0].seq == 5

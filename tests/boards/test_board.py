@@ -2,7 +2,6 @@
 """The board top in simulation: host link end to end, self-test, the host driver and CLI."""
 
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -15,8 +14,8 @@ from boards.standin import standin_model
 from boards.top import BoardCore, build_core
 from quant.data import load_digits, quantize_images
 from sim.reference import classify, run_reference
+from tests.conftest import fastest_backend
 
-BACKEND = "cxxrtl" if shutil.which("g++") or shutil.which("c++") else "pysim"
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +99,7 @@ def test_board_core_validation(model, kwargs, error):
 
 @pytest.fixture(scope="module")
 def pty_board(model):
-    with PtyBoard(make_core(model), backend=BACKEND) as board:
+    with PtyBoard(make_core(model), backend=fastest_backend()) as board:
         yield board
 
 
@@ -181,7 +180,8 @@ def test_multichannel_cnn_board():
         pixels = next(iter(pixels.values()))
     frames = [protocol.encode_frame(protocol.IMAGE, k, bytes(p.transpose(1, 2, 0).reshape(-1).astype(np.uint8)))
               for k, p in enumerate(pixels)]
-    out = run_frames(core, [*frames, protocol.encode_frame(protocol.SELFTEST, 9)], backend=BACKEND)
+    out = run_frames(core, [*frames, protocol.encode_frame(protocol.SELFTEST, 9)],
+                     backend=fastest_backend())
     events = protocol.FrameParser(REPLIES, 1000).feed(out)
     info = core.board_info
     results = [protocol.decode_result(e.payload, info) for e in events[:2]]

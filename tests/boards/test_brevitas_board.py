@@ -5,7 +5,6 @@ input quantizer, trained a few steps on digits, exported to QONNX, imported with
 classify --model` encodes the digits as the model does and every class is the
 reference interpreter's, as is the board's self-test."""
 
-import shutil
 
 import pytest
 
@@ -20,8 +19,8 @@ from quant.onnx.encoding import encode_inputs
 from sim.reference import classify
 
 from ..quant.test_onnx_brevitas import _trained
+from tests.conftest import fastest_backend
 
-BACKEND = "cxxrtl" if shutil.which("g++") or shutil.which("c++") else "pysim"
 
 
 @pytest.mark.slow
@@ -36,7 +35,7 @@ def test_brevitas_int8_input_cnn_on_a_simulated_board(tmp_path, capsys):
     assert info.pixel_signed
     images, labels = load_dataset("digits")
     expected = classify(model, encode_inputs(model, images[:4]))
-    with PtyBoard(core, backend=BACKEND) as board:
+    with PtyBoard(core, backend=fastest_backend()) as board:
         assert host_main(["classify", "--port", board.port, "--timeout", "60", "--model",
                           str(tmp_path / "cnn.qnn"), "--dataset", "digits", "--count", "4"]) == 0
         out = capsys.readouterr().out

@@ -5,7 +5,6 @@ driver and command line over a simulated board, and the ZCU104/ECP5 plans; every
 class and logit as the reference interpreter's."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -21,8 +20,8 @@ from quant.data import load_digits
 from quant.ir import Flatten, Input, IntegerModel, Linear, UniformWeights, save_model
 from quant.onnx.encoding import encode_inputs
 from sim.reference import classify, run_reference
+from tests.conftest import fastest_backend
 
-BACKEND = "cxxrtl" if shutil.which("g++") or shutil.which("c++") else "pysim"
 
 # As an imported Brevitas model records it: x -> 2x - 1, divided by the scale,
 # clipped to the signed 4-bit range and rounded; digits in [0, 1] give -8..7.
@@ -114,7 +113,8 @@ def test_signed_multichannel_cnn_board():
     assert pixels.min() < 0
     frames = [protocol.encode_frame(protocol.IMAGE, k, protocol.image_payload(
         p.transpose(1, 2, 0), core.board_info)) for k, p in enumerate(pixels)]
-    out = run_frames(core, [*frames, protocol.encode_frame(protocol.SELFTEST, 9)], backend=BACKEND)
+    out = run_frames(core, [*frames, protocol.encode_frame(protocol.SELFTEST, 9)],
+                     backend=fastest_backend())
     events = protocol.FrameParser(REPLIES, 1000).feed(out)
     results = [protocol.decode_result(e.payload, core.board_info) for e in events[:3]]
     assert [r[0] for r in results] == classify(cnn, pixels).tolist()

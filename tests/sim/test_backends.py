@@ -7,7 +7,6 @@ Verilator is missing they are skipped with the reason, except in CI
 (``CI=true``), where they fail: CI must install it (apt package ``verilator``).
 """
 
-import os
 import random
 
 import numpy as np
@@ -16,16 +15,11 @@ from amaranth.hdl import Module, ResetSignal, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.backends import PortError, backend_unavailable_reason
+from sim.backends import PortError
 from sim.simulation import BACKENDS, Simulation, run_vectors
 
 
-def require_backend(backend):
-    reason = backend_unavailable_reason(backend)
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"The {backend} backend must be available in CI: {reason}")
-        pytest.skip(reason)
+from tests.conftest import require_backend
 
 
 ALL_BACKENDS = ["pysim", "cxxrtl",
@@ -34,8 +28,7 @@ ALL_BACKENDS = ["pysim", "cxxrtl",
 
 @pytest.fixture(params=ALL_BACKENDS)
 def backend(request):
-    require_backend(request.param)
-    return request.param
+    return require_backend(request.param)
 
 
 class Counter(wiring.Component):

@@ -13,10 +13,11 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.backends import CompileError, CompilerNotFoundError, YosysError, backend_unavailable_reason
+from sim.backends import CompileError, CompilerNotFoundError, YosysError
 from sim.backends.toolchain import find_cxx
 from sim.cache import CACHE_ENV, cache_dir, cache_key
 from sim.simulation import Simulation
+from tests.conftest import require_backend
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,10 +43,7 @@ def never_elaborated(elaboratable):
 
 @pytest.fixture
 def fresh_cache(tmp_path, monkeypatch):
-    if backend_unavailable_reason("cxxrtl") is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"cxxrtl must be available in CI: {backend_unavailable_reason('cxxrtl')}")
-        pytest.skip(backend_unavailable_reason("cxxrtl"))
+    require_backend("cxxrtl")
     root = tmp_path / "cache"
     monkeypatch.setenv(CACHE_ENV, str(root))
     return root

@@ -1,6 +1,5 @@
 """run_stream: bulk stream driving, identical on every backend for the same seed."""
 
-import os
 import random
 
 import pytest
@@ -8,16 +7,10 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.backends import backend_unavailable_reason
 from sim.streams import StreamResult, StreamTimeout, run_stream
 
 
-def require_backend(backend):
-    reason = backend_unavailable_reason(backend)
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"The {backend} backend must be available in CI: {reason}")
-        pytest.skip(reason)
+from tests.conftest import require_backend
 
 
 COMPILED = ["cxxrtl", pytest.param("verilator", marks=pytest.mark.slow)]
