@@ -96,6 +96,8 @@ class BuildReport:
         if self.fmax_hz is not None:
             verdict = "met" if self.timing_met else "FAILED"
             lines.append(f"fmax         {self.fmax_hz / 1e6:.1f} MHz (clock {clock:g} MHz: timing {verdict})")
+        elif self.utilisation:
+            lines.append(f"fmax         unknown (clock {clock:g} MHz: timing not verified)")
         if self.cycles_per_image:
             lines.append(f"cycles/image {self.cycles_per_image}")
             lines.append(f"images/s     {self.clock_hz / self.cycles_per_image:,.0f} at the "
@@ -335,7 +337,12 @@ def run_flow(platform, top, out_dir, *, board, model_name="", accelerator="", cy
     write_atomic(out_dir / "report.json", json.dumps(report.to_json(), indent=2) + "\n")
     write_atomic(out_dir / "report.txt", report.to_text())
     if not report.timing_met and not allow_timing_fail:
-        raise TimingFailed(f"Timing fails: fmax {report.fmax_hz / 1e6:.1f} MHz is below the "
-                           f"{clock_hz / 1e6:g} MHz clock (bitstream written; "
-                           f"--allow-timing-fail accepts it)")
+        # No fmax in nextpnr's report (no clock constraint reached the router) is
+        # no proof of timing either: refused the same way, never a crash.
+        if report.fmax_hz is None:
+            problem = f"Timing unknown: nextpnr's report gives no fmax for the {clock_hz / 1e6:g} MHz clock"
+        else:
+            problem = (f"Timing fails: fmax {report.fmax_hz / 1e6:.1f} MHz is below the "
+                       f"{clock_hz / 1e6:g} MHz clock")
+        raise TimingFailed(f"{problem} (bitstream written; --allow-timing-fail accepts it)")
     return report
