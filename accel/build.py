@@ -7,7 +7,11 @@ from .report import BuildReport
 from .stream.accelerator import StreamingAccelerator
 from .stream.plan import check_supported, plan_pipeline
 
-__all__ = ["build"]
+__all__ = ["build", "AUTO_DSP_DEVICE"]
+
+#: The device whose DSP blocks ``hard_multipliers="auto"`` shares out when no
+#: ``device`` is given (the default board's FPGA); the report's policy names it.
+AUTO_DSP_DEVICE = "LFE5U-85F"
 
 
 def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
@@ -50,6 +54,8 @@ def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
         Uniform weights on DSP blocks (True), in LUTs (False), or LUTs for narrow
         weights and DSPs for wide ones while the device has them ("auto", see
         :mod:`accel.folding`). Default: "auto" with a device, True without.
+        "auto" without a device shares out the DSP blocks of :data:`AUTO_DSP_DEVICE`
+        (the report's policy says ``dsp_device``); give ``device`` for another.
     fill : float
         With a device: the share of its LUTs and FFs the estimate may use.
     input_lanes : int, optional
@@ -101,10 +107,11 @@ def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
                                 folding=folding, skip_zeros=skip_zeros, **shape)
         hard = True if hard_multipliers is None else hard_multipliers == True  # noqa: E712
         if hard_multipliers == "auto":
-            from .device import DEVICES
+            from .device import device as lookup
             from .folding import _hard_layers
             probe = plan_pipeline(model, chosen, skip_zeros=skip_zeros, **shape)
-            hard = _hard_layers(model, probe, DEVICES["LFE5U-85F"].dsp, "auto")
+            hard = _hard_layers(model, probe, lookup(AUTO_DSP_DEVICE).dsp, "auto")
+            policy["dsp_device"] = AUTO_DSP_DEVICE
         if hard_multipliers is not None:
             policy["hard_multipliers"] = hard_multipliers
     plan = plan_pipeline(model, chosen, skip_zeros=skip_zeros, logits=logits, make=True,
