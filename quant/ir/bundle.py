@@ -56,7 +56,9 @@ FORMAT_VERSION = 1
 # Migration point: MIGRATIONS[n] takes a version-n manifest (a dict, already
 # parsed) and returns the equivalent version n+1 manifest. Register one here
 # whenever FORMAT_VERSION is increased; arrays are addressed by the manifest,
-# so a migration can rename or re-describe them without touching the zip.
+# so a migration can rename or re-describe them without touching the zip. The
+# manifest is untrusted: a migration raises ValueError (or ModelError) for one
+# it cannot upgrade; any other exception is a bug in the migration and surfaces.
 MIGRATIONS = {}
 
 # Limits far above any real model; they turn a hostile or corrupted file into
@@ -76,11 +78,14 @@ _ALLOWED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 # Arrays hold integer codes only; bool is the PoT zero flag.
 _ARRAY_DTYPES = ("bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
 _MANIFEST_KEYS = ("format", "version", "name", "metadata", "outputs", "ops", "tensors")
-# Exceptions that the standard library and numpy raise for malformed data.
+# Exceptions that zipfile, zlib, json and numpy raise for malformed data (and
+# RecursionError, a RuntimeError, for deep nesting). Not AttributeError,
+# TypeError, KeyError, IndexError, ZeroDivisionError or SyntaxError: raised by
+# this package's own code, those are bugs, and reporting them as a corrupted
+# file would hide them. numpy's .npy header parser is the one exception (see
+# _ArrayReader._parse).
 _DATA_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError,
-                OSError, ValueError, TypeError, KeyError, IndexError, OverflowError,
-                NotImplementedError, RuntimeError, UnicodeError, MemoryError, AttributeError,
-                ZeroDivisionError, SyntaxError)
+                OSError, ValueError, OverflowError, RuntimeError, UnicodeError, MemoryError)
 _MAX_PROBLEM = 400
 # Room for an entry's .npy header (numpy writes 128 bytes; version 2 allows more).
 _NPY_HEADER_ROOM = 65536 + 16
@@ -361,7 +366,7 @@ def _migrate(manifest):
                              f"is {version}, and no migration to version {version + 1} exists")
         try:
             manifest = migration(manifest)
-        except _DATA_ERRORS + (RecursionError,) as error:
+        except _DATA_ERRORS as error:
             raise _FileError("file", "version", f"cannot upgrade version {version} to "
                                                 f"{version + 1} ({_describe(error)})") from None
         if not isinstance(manifest, dict):
@@ -526,9 +531,9 @@ def _build_op(entry, index, reader):
         if where != entry.get("name"):
             raise _FileError(where, error.field, error.problem) from None
         raise
-    except (_DATA_ERRORS + (RecursionError,)) as error:
-        # The core validates every field; reaching this is a bug there, but the
-        # user still gets an error that names the operator.
+    except _DATA_ERRORS as error:
+        # The core validates every field and raises ModelError; a ValueError or
+        # OverflowError from numpy on a value it let through still names the operator.
         raise _FileError(where, "fields", f"malformed {op_type} entry ({_describe(error)})") from None
     expected_fields, expected_arrays = op.to_manifest()
     for key in fields:
@@ -667,7 +672,7 @@ def _read(stream, max_bytes):
                              metadata=manifest["metadata"])
     except ModelError:
         raise
-    except (_DATA_ERRORS + (RecursionError,)) as error:
+    except _DATA_ERRORS as error:
         raise _FileError("model", "ops", f"is malformed ({_describe(error)})") from None
     _check_tensors(model, manifest["tensors"])
     return model, manifest, version

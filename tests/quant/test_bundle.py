@@ -263,8 +263,14 @@ def test_missing_or_failing_migration(tmp_path, monkeypatch):
     monkeypatch.setattr(bundle, "FORMAT_VERSION", 2)
     with pytest.raises(ModelError, match="version: is 1, and no migration to version 2 exists"):
         load_model(path)
+    def refuse(manifest):
+        raise ValueError("no field 'nope'")
+    monkeypatch.setitem(bundle.MIGRATIONS, 1, refuse)
+    with pytest.raises(ModelError, match=r"cannot upgrade version 1 to 2 \(ValueError: no field 'nope'\)"):
+        load_model(path)
+    # A bug in a migration (here a KeyError) is not blamed on the file.
     monkeypatch.setitem(bundle.MIGRATIONS, 1, lambda manifest: manifest["nope"])
-    with pytest.raises(ModelError, match=r"cannot upgrade version 1 to 2 \(KeyError: 'nope'\)"):
+    with pytest.raises(KeyError, match="nope"):
         load_model(path)
 
 
