@@ -1,4 +1,5 @@
-"""`import quant.ir` and `import accel` must never pull in torch (DESIGN.md)."""
+"""`import quant.ir` and `import accel` must never pull in torch: the integer model,
+the reference and the HDL are used on machines without PyTorch."""
 
 import subprocess
 import sys

@@ -1,7 +1,10 @@
 """The integer model: the contract between training, hardware and simulation.
 
-Imports numpy only (never torch). See DESIGN.md for the semantics; the
-reference interpreter that defines them is :mod:`sim.reference`.
+Imports numpy only (never torch). A model is a graph of integer operators in
+topological order; every tensor value is an exact integer with a recorded bit
+width and signedness, accumulators are exact (``sum(a * w) + bias``), and float
+scales are metadata for reporting only. The reference interpreter that defines
+the semantics is :mod:`sim.reference`; the hardware matches it bit for bit.
 """
 
 from .errors import ModelError

@@ -1,6 +1,6 @@
 """Requantize: map an accumulator to the next layer's activation code.
 
-Two methods, both exact integer functions (see DESIGN.md):
+Two methods, both exact integer functions that the hardware matches bit for bit:
 
 * :class:`Thresholds` — per channel T sorted thresholds; output = offset +
   number of thresholds <= acc. Folds batch-norm, scaling, ReLU and clamping.

@@ -19,7 +19,7 @@ def round_ste(x):
 class _ClampQuantize(torch.autograd.Function):
     """q = round(clip(x, lo, c) * s) / s with s = levels / c; lo = 0 or -c.
 
-    Gradients (NICE, QUANT.md): d q / d x = 1 inside (lo, c), 0 outside
+    Gradients (NICE's learned clamp): d q / d x = 1 inside (lo, c), 0 outside
     (straight through the rounding, zero where clipped). d q / d c = 1 where
     x >= c, (q - x) / c inside, 0 below 0 (unsigned); signed: -1 where x <= -c.
     The inside term is the derivative of round(x s)/s with s = L/c when the

@@ -39,8 +39,9 @@ def test_signed_clamp_gradient_is_minus_one_below_minus_c():
 
 @pytest.mark.parametrize("signed", [False, True])
 def test_clamp_gradient_matches_the_written_out_formula(signed):
-    """The fast backward (fused masks, dot products) against QUANT.md's formula
-    written with torch.where, on random values and values exactly at the bounds."""
+    """The fast backward (fused masks, dot products) against the formula in
+    _ClampQuantize's docstring written out with torch.where, on random values and
+    values exactly at the bounds."""
     torch.manual_seed(3)
     c = torch.tensor(1.25, requires_grad=True)
     x = torch.randn(4, 3, 5, 5) * 1.5
