@@ -42,6 +42,7 @@ first when it does not.
 """
 
 from quant.ir import Conv2d, Linear
+from quant.ir.checks import check_int
 
 from accel.stream.plan import plan_pipeline
 
@@ -153,16 +154,13 @@ def choose_folding(model, *, target_cycles=None, budget=None, folding=None, skip
     if target_cycles is not None and budget is not None:
         raise ValueError("Give a target cycle count or a budget, not both")
     if target_cycles is not None:
-        if isinstance(target_cycles, bool) or not isinstance(target_cycles, int) or target_cycles < 1:
-            raise ValueError(f"Target cycles must be a positive integer, not {target_cycles!r}")
+        target_cycles = check_int(target_cycles, "Target cycles", 1)
         policy = _TargetPolicy(target_cycles, overrides, strict=True)
         plan_pipeline(model, policy, skip_zeros=skip_zeros, cache=cache, **shape)
         return policy.chosen
     if budget is None:
         budget = DEFAULT_BUDGET
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ValueError(f"Budget must be a positive integer number of multiply units, "
-                         f"not {budget!r}")
+    budget = check_int(budget, "Budget", 1)
     low, high = _bounds(model, overrides, skip_zeros, cache, **shape)
 
     def fits(target):

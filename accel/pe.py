@@ -4,10 +4,10 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from quant.ir.checks import MAX_ACCUMULATOR_BITS
+from quant.ir.checks import MAX_ACCUMULATOR_BITS, check_int
 from quant.ir.sizing import worst_case_accumulator_width
 
-from .multiply.base import MultiplyUnit, quiet_on_error, require_int
+from .multiply.base import MultiplyUnit, quiet_on_error
 
 __all__ = ["ProcessingElement"]
 
@@ -69,8 +69,8 @@ class ProcessingElement(wiring.Component):
 
     @quiet_on_error
     def __init__(self, multiplier, *, max_fan_in, bias_bits=0):
-        self._max_fan_in = require_int(max_fan_in, "Maximum fan-in", 1)
-        self._bias_bits = require_int(bias_bits, "Bias width", 0, MAX_ACCUMULATOR_BITS)
+        self._max_fan_in = check_int(max_fan_in, "Maximum fan-in", 1)
+        self._bias_bits = check_int(bias_bits, "Bias width", 0, MAX_ACCUMULATOR_BITS)
         if not isinstance(multiplier, MultiplyUnit) and callable(multiplier):
             multiplier = multiplier()
         if not isinstance(multiplier, MultiplyUnit):

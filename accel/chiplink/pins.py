@@ -29,7 +29,7 @@ place-and-route tools can put the registers into the I/O blocks.
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from accel.stream.checks import require_int
+from quant.ir.checks import check_int
 
 __all__ = ["LinkPins"]
 
@@ -53,7 +53,7 @@ class LinkPins(wiring.Signature):
     """
 
     def __init__(self, data_pins):
-        self._data_pins = require_int(data_pins, "Data pin count", 1)
+        self._data_pins = check_int(data_pins, "Data pin count", 1)
         super().__init__({
             "frame": Out(1),
             "data": Out(self._data_pins),

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from accel.multiply.base import quiet_on_error
-from accel.stream.checks import require_int
+from quant.ir.checks import check_int
 
 from .pins import LinkPins
 from .sizing import word_beats
@@ -42,8 +42,8 @@ def stop_margin(beats, wire_latency):
     wire_latency : int
         Register stages (cycles) of the board wires in each direction.
     """
-    beats = require_int(beats, "Beats per word", 1)
-    wire_latency = require_int(wire_latency, "Wire latency", 0)
+    beats = check_int(beats, "Beats per word", 1)
+    wire_latency = check_int(wire_latency, "Wire latency", 0)
     # Proof. Count cycles of the link clock: the capture domain runs on the forwarded
     # clock, so it has the transmitter's frequency. Let c0 be the first cycle of a run in
     # which the receiver finds free < margin (free = depth - w_level), L = wire_latency,
@@ -124,17 +124,17 @@ class LinkReceiver(wiring.Component):
 
     @quiet_on_error
     def __init__(self, word_bits, data_pins, *, capture_domain="sync", wire_latency=2, depth=None):
-        self._word_bits = require_int(word_bits, "Word width", 1)
-        self._data_pins = require_int(data_pins, "Data pin count", 1, self._word_bits)
+        self._word_bits = check_int(word_bits, "Word width", 1)
+        self._data_pins = check_int(data_pins, "Data pin count", 1, self._word_bits)
         if not isinstance(capture_domain, str) or not capture_domain:
             raise TypeError(f"Capture domain must be a domain name, not {capture_domain!r}")
         self._capture_domain = capture_domain
-        self._wire_latency = require_int(wire_latency, "Wire latency", 0)
+        self._wire_latency = check_int(wire_latency, "Wire latency", 0)
         self._beats = word_beats(self._word_bits, self._data_pins)
         self._margin = stop_margin(self._beats, self._wire_latency)
         if depth is None:
             depth = default_depth(self._beats, self._wire_latency)
-        depth = require_int(depth, "FIFO depth", 1)
+        depth = check_int(depth, "FIFO depth", 1)
         if depth < self._margin:
             raise ValueError(f"FIFO depth must be at least the stop margin of {self._margin} "
                              f"words, not {depth}")

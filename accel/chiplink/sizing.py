@@ -8,7 +8,7 @@ cycles per image of the pipeline (its initiation interval), or the link
 becomes the slowest stage.
 """
 
-from accel.stream.checks import require_int
+from quant.ir.checks import check_int
 
 __all__ = ["word_beats", "link_cycles", "choose_data_pins", "pins_total"]
 
@@ -18,14 +18,14 @@ CONTROL_PINS = 3
 
 def word_beats(word_bits, data_pins):
     """Beats (cycles) one word of ``word_bits`` bits takes over ``data_pins`` data pins."""
-    word_bits = require_int(word_bits, "Word width", 1)
-    data_pins = require_int(data_pins, "Data pin count", 1)
+    word_bits = check_int(word_bits, "Word width", 1)
+    data_pins = check_int(data_pins, "Data pin count", 1)
     return -(-word_bits // data_pins)
 
 
 def link_cycles(word_bits, words, data_pins):
     """Cycles to send ``words`` words of ``word_bits`` bits at full rate: ``words * beats``."""
-    words = require_int(words, "Word count", 0)
+    words = check_int(words, "Word count", 0)
     return words * word_beats(word_bits, data_pins)
 
 
@@ -56,10 +56,10 @@ def choose_data_pins(word_bits, words_per_image, cycles_per_image, max_pins):
         When even ``max_pins`` data pins (or one word per cycle) are too slow;
         the message names the pins the cut needs.
     """
-    word_bits = require_int(word_bits, "Word width", 1)
-    words = require_int(words_per_image, "Words per image", 1)
-    cycles = require_int(cycles_per_image, "Cycles per image", 1)
-    max_pins = require_int(max_pins, "Maximum data pin count", 1)
+    word_bits = check_int(word_bits, "Word width", 1)
+    words = check_int(words_per_image, "Words per image", 1)
+    cycles = check_int(cycles_per_image, "Cycles per image", 1)
+    max_pins = check_int(max_pins, "Maximum data pin count", 1)
     need = next((pins for pins in range(1, word_bits + 1)
                  if link_cycles(word_bits, words, pins) <= cycles), None)
     if need is None:
@@ -75,4 +75,4 @@ def choose_data_pins(word_bits, words_per_image, cycles_per_image, max_pins):
 
 def pins_total(data_pins):
     """Board pins of a link with ``data_pins`` data pins: ``data_pins + 3`` (clock, frame, stop)."""
-    return require_int(data_pins, "Data pin count", 1) + CONTROL_PINS
+    return check_int(data_pins, "Data pin count", 1) + CONTROL_PINS

@@ -6,7 +6,7 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from accel.multiply.base import quiet_on_error
-from accel.stream.checks import require_int
+from quant.ir.checks import check_int
 
 from .pins import LinkPins
 from .sizing import word_beats
@@ -52,8 +52,8 @@ class LinkTransmitter(wiring.Component):
 
     @quiet_on_error
     def __init__(self, word_bits, data_pins):
-        self._word_bits = require_int(word_bits, "Word width", 1)
-        self._data_pins = require_int(data_pins, "Data pin count", 1, self._word_bits)
+        self._word_bits = check_int(word_bits, "Word width", 1)
+        self._data_pins = check_int(data_pins, "Data pin count", 1, self._word_bits)
         self._beats = word_beats(self._word_bits, self._data_pins)
         super().__init__({
             "i": In(stream.Signature(self._word_bits)),

@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from accel.multiply.base import quiet_on_error
-from accel.stream.checks import require_int
+from quant.ir.checks import check_int
 
 from .pins import LinkPins
 
@@ -38,8 +38,8 @@ class LinkWire(wiring.Component):
 
     @quiet_on_error
     def __init__(self, data_pins, latency):
-        self._data_pins = require_int(data_pins, "Data pin count", 1)
-        self._latency = require_int(latency, "Wire latency", 0)
+        self._data_pins = check_int(data_pins, "Data pin count", 1)
+        self._latency = check_int(latency, "Wire latency", 0)
         super().__init__({
             "tx": In(LinkPins(self._data_pins)),
             "rx": Out(LinkPins(self._data_pins)),

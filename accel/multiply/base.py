@@ -1,4 +1,4 @@
-"""The interface every multiply unit shares, and the checks their constructors use.
+"""The interface every multiply unit shares.
 
 A multiply unit computes ``p = a * value(w)``: ``a`` is an activation code,
 ``w`` a weight *code* of the unit's kind (see :mod:`quant.ir.weights`), and
@@ -8,9 +8,7 @@ kind without knowing which.
 """
 
 import functools
-import numbers
 
-import numpy as np
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -19,37 +17,10 @@ from amaranth.utils import ceil_log2
 from quant.ir.sizing import activation_bounds, product_bounds
 from quant.ir.tensor import signed_width
 
-__all__ = ["MultiplyUnit", "MAX_ACT_BITS", "require_int", "require_bool", "quiet_on_error"]
+__all__ = ["MultiplyUnit", "MAX_ACT_BITS", "quiet_on_error"]
 
 #: Widest activation a multiply unit accepts (the integer model's limit is lower).
 MAX_ACT_BITS = 32
-
-
-def require_int(value, what, lo, hi=None):
-    """Return ``value`` if it is an int in [lo, hi]; raise TypeError/ValueError otherwise.
-
-    The messages read "Weight width must be a positive integer, not 0".
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        noun = "a positive integer" if lo >= 1 else "an integer"
-        raise TypeError(f"{what} must be {noun}, not {value!r}")
-    value = int(value)
-    if value < lo:
-        if lo >= 1 and value < 1:
-            raise ValueError(f"{what} must be a positive integer, not {value}")
-        if lo == 0:
-            raise ValueError(f"{what} must be a non-negative integer, not {value}")
-        raise ValueError(f"{what} must be at least {lo}, not {value}")
-    if hi is not None and value > hi:
-        raise ValueError(f"{what} must be at most {hi}, not {value}")
-    return value
-
-
-def require_bool(value, what):
-    """Return ``value`` as a bool if it is one (``True``/``False``); raise TypeError otherwise."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{what} must be True or False, not {value!r}")
-    return bool(value)
 
 
 def quiet_on_error(init):

@@ -1,17 +1,15 @@
 """Codebook multiply unit: ``a * codebook[w]`` without a hard multiplier (UNIQ)."""
 
-import numbers
-
 import numpy as np
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory
 from amaranth.utils import ceil_log2
 
+from quant.ir.checks import check_bool, check_int
 from quant.ir.sizing import activation_bounds
 from quant.ir.tensor import signed_width
 
-from .base import (MAX_ACT_BITS, MultiplyUnit, balanced_sum, quiet_on_error, require_bool,
-                   require_int)
+from .base import MAX_ACT_BITS, MultiplyUnit, balanced_sum, quiet_on_error
 
 __all__ = ["CodebookMultiplier", "CODEBOOK_MODES", "PRODUCT_TABLE_MAX_WORDS",
            "MAX_CODEBOOK_WEIGHT_BITS", "MAX_CODEBOOK_MAGNITUDE"]
@@ -32,14 +30,9 @@ MAX_CODEBOOK_MAGNITUDE = 1 << 24
 PRODUCT_TABLE_MAX_WORDS = 256
 
 
-def _as_int(value, what):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{what} must be an integer, not {value!r}")
-    value = int(value)
-    if not -MAX_CODEBOOK_MAGNITUDE <= value <= MAX_CODEBOOK_MAGNITUDE:
-        raise ValueError(f"{what} must be between {-MAX_CODEBOOK_MAGNITUDE} and "
-                         f"{MAX_CODEBOOK_MAGNITUDE}, not {value}")
-    return value
+def _codebook_entry(value):
+    return check_int(value, "Codebook entry", -MAX_CODEBOOK_MAGNITUDE, MAX_CODEBOOK_MAGNITUDE,
+                     between=True)
 
 
 def _normalize_codebook(codebook, weight_bits):
@@ -57,14 +50,14 @@ def _normalize_codebook(codebook, weight_bits):
         for row in codebook:
             if not isinstance(row, (tuple, list, np.ndarray)):
                 raise TypeError(f"Codebook row must be a sequence of integers, not {row!r}")
-            rows.append(tuple(_as_int(x, "Codebook entry") for x in row))
+            rows.append(tuple(_codebook_entry(x) for x in row))
         if any(len(row) != len(rows[0]) for row in rows):
             raise ValueError(f"Codebook rows must all have the same length, not "
                              f"{sorted({len(row) for row in rows})}")
         if len(rows[0]) == 0:
             raise ValueError("Codebook must have at least one entry")
     else:
-        rows = [tuple(_as_int(x, "Codebook entry") for x in codebook)]
+        rows = [tuple(_codebook_entry(x) for x in codebook)]
     entries = len(rows[0])
     if entries > (1 << weight_bits):
         raise ValueError(f"Codebook has {entries} entries; {weight_bits}-bit indices address "
@@ -124,9 +117,9 @@ class CodebookMultiplier(MultiplyUnit):
 
     @quiet_on_error
     def __init__(self, act_bits, act_signed, weight_bits, codebook, mode="auto"):
-        act_bits = require_int(act_bits, "Activation width", 1, MAX_ACT_BITS)
-        act_signed = require_bool(act_signed, "Activation signedness")
-        weight_bits = require_int(weight_bits, "Weight width", 1, MAX_CODEBOOK_WEIGHT_BITS)
+        act_bits = check_int(act_bits, "Activation width", 1, MAX_ACT_BITS)
+        act_signed = check_bool(act_signed, "Activation signedness")
+        weight_bits = check_int(weight_bits, "Weight width", 1, MAX_CODEBOOK_WEIGHT_BITS)
         rows, per_channel = _normalize_codebook(codebook, weight_bits)
         if mode not in CODEBOOK_MODES:
             raise ValueError(f"Codebook mode must be one of "

@@ -5,7 +5,9 @@ import numbers
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.utils import ceil_log2
 
-from .base import MAX_ACT_BITS, MultiplyUnit, quiet_on_error, require_bool, require_int
+from quant.ir.checks import check_bool, check_int
+
+from .base import MAX_ACT_BITS, MultiplyUnit, quiet_on_error
 
 __all__ = ["PotShiftMultiplier", "MAX_POT_WEIGHT_BITS", "MAX_POT_EXPONENT"]
 
@@ -79,9 +81,9 @@ class PotShiftMultiplier(MultiplyUnit):
     @quiet_on_error
     def __init__(self, act_bits, act_signed, weight_bits, exponent_range_positive,
                  exponent_range_negative=None):
-        act_bits = require_int(act_bits, "Activation width", 1, MAX_ACT_BITS)
-        act_signed = require_bool(act_signed, "Activation signedness")
-        weight_bits = require_int(weight_bits, "Weight width", 2, MAX_POT_WEIGHT_BITS)
+        act_bits = check_int(act_bits, "Activation width", 1, MAX_ACT_BITS)
+        act_signed = check_bool(act_signed, "Activation signedness")
+        weight_bits = check_int(weight_bits, "Weight width", 2, MAX_POT_WEIGHT_BITS)
         self._range_positive = _require_range(exponent_range_positive,
                                               "Positive exponent range", weight_bits)
         self._range_negative = (self._range_positive if exponent_range_negative is None else

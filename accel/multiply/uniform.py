@@ -2,7 +2,9 @@
 
 from amaranth.hdl import Module, Signal, signed
 
-from .base import MAX_ACT_BITS, MultiplyUnit, quiet_on_error, require_bool, require_int
+from quant.ir.checks import check_bool, check_int
+
+from .base import MAX_ACT_BITS, MultiplyUnit, quiet_on_error
 
 __all__ = ["UniformMultiplier", "MAX_UNIFORM_WEIGHT_BITS"]
 
@@ -47,9 +49,9 @@ class UniformMultiplier(MultiplyUnit):
 
     @quiet_on_error
     def __init__(self, act_bits, act_signed, weight_bits):
-        act_bits = require_int(act_bits, "Activation width", 1, MAX_ACT_BITS)
-        act_signed = require_bool(act_signed, "Activation signedness")
-        weight_bits = require_int(weight_bits, "Weight width", 2, MAX_UNIFORM_WEIGHT_BITS)
+        act_bits = check_int(act_bits, "Activation width", 1, MAX_ACT_BITS)
+        act_signed = check_bool(act_signed, "Activation signedness")
+        weight_bits = check_int(weight_bits, "Weight width", 2, MAX_UNIFORM_WEIGHT_BITS)
         limit = (1 << (weight_bits - 1)) - 1
         super().__init__(act_bits, act_signed, weight_bits, signed(weight_bits), (-limit, limit))
 

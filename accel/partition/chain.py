@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from accel.chiplink import LinkReceiver, LinkTransmitter, LinkWire, connect_words
 from accel.multiply.base import quiet_on_error
-from accel.stream.checks import require_int
+from quant.ir.checks import check_int
 
 from .report import Partition
 
@@ -57,7 +57,7 @@ class LinkedChain(wiring.Component):
             raise TypeError(f"Partition must be a Partition, not {partition!r}")
         if len(partition.parts) < 2:
             raise ValueError(f"A linked chain needs at least 2 parts, not {len(partition.parts)}")
-        self._wire_latency = require_int(wire_latency, "Wire latency", 0)
+        self._wire_latency = check_int(wire_latency, "Wire latency", 0)
         self._partition = partition
         self._accelerators = tuple(partition.build(logits=logits))
         self._links = []

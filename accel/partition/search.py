@@ -41,6 +41,7 @@ import itertools
 import math
 
 from quant.ir import IntegerModel, cut_points, split_model
+from quant.ir.checks import check_int
 
 from accel.device import Device, device as lookup, estimate
 from accel.folding import (DEFAULT_FILL, _TargetPolicy, _bounds, _hard_layers, device_limits,
@@ -50,14 +51,6 @@ from accel.stream.plan import check_supported, plan_pipeline
 from .report import Link, Part, Partition
 
 __all__ = ["partition"]
-
-
-def _require_count(value, what):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be a positive integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{what} must be a positive integer, not {value!r}")
-    return value
 
 
 def _utilisation(need, limits):
@@ -393,8 +386,8 @@ def partition(model, parts, *, device="LFE5U-85F", fill=DEFAULT_FILL, hard_multi
     if not isinstance(model, IntegerModel):
         raise TypeError(f"Model must be an IntegerModel, not {model!r}")
     check_supported(model)
-    count = _require_count(parts, "Part count")
-    max_pins = _require_count(max_link_pins, "Link data pin count")
+    count = check_int(parts, "Part count", 1)
+    max_pins = check_int(max_link_pins, "Link data pin count", 1)
     target = lookup(device)
     if hard_multipliers not in (True, False, "auto"):
         raise ValueError(f"Hard multipliers must be True, False or 'auto', not "

@@ -5,7 +5,9 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .checks import require_int, require_shape
+from quant.ir.checks import check_int
+
+from .checks import check_shape
 from .layouts import class_shape, result_layout, word_layout
 from .tables import FieldTable
 
@@ -41,9 +43,9 @@ class ArgMax(wiring.Component):
     """
 
     def __init__(self, shape, classes, lanes, order=None, logits=False):
-        self._shape = require_shape(shape, "Logit shape")
-        self._classes = require_int(classes, "Class count", 1)
-        self._lanes = require_int(lanes, "Lane count", 1)
+        self._shape = check_shape(shape, "Logit shape")
+        self._classes = check_int(classes, "Class count", 1)
+        self._lanes = check_int(lanes, "Lane count", 1)
         if classes % lanes:
             raise ValueError(f"Lane count must divide the class count {classes}, not {lanes}")
         order = np.arange(classes) if order is None else np.asarray(order, dtype=np.int64)

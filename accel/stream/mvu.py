@@ -9,9 +9,10 @@ from amaranth.utils import ceil_log2
 from accel.multiply import multiplier_for
 from accel.multiply.base import balanced_sum
 from accel.multiply.codebook import CodebookMultiplier
+from quant.ir.checks import check_bool, check_int
 from quant.ir.weights import UniformWeights
 
-from .checks import require_bool, require_int, require_shape
+from .checks import check_shape
 from .layouts import value_shape, word_layout
 from .schedule import Schedule
 from .tables import FieldTable
@@ -80,12 +81,12 @@ class MatrixVectorUnit(wiring.Component):
             raise TypeError(f"Schedule must be a Schedule, not {schedule!r}")
         self._schedule = schedule
         self._weights = weights
-        self._act_bits = require_int(act_bits, "Activation width", 1, 32)
-        self._act_signed = require_bool(act_signed, "Activation signedness")
-        self._acc_shape = require_shape(acc_shape, "Accumulator shape")
+        self._act_bits = check_int(act_bits, "Activation width", 1, 32)
+        self._act_signed = check_bool(act_signed, "Activation signedness")
+        self._acc_shape = check_shape(acc_shape, "Accumulator shape")
         if not self._acc_shape.signed:
             raise ValueError(f"Accumulator shape must be signed, not {self._acc_shape}")
-        self._hard = require_bool(hard_multiplier, "Hard multiplier")
+        self._hard = check_bool(hard_multiplier, "Hard multiplier")
         # A unit built only to read its ports and latency; never elaborated.
         self._probe = self._unit()
         self._probe._MustUse__silence = True

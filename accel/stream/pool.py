@@ -4,7 +4,9 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .checks import require_int, require_shape
+from quant.ir.checks import check_int
+
+from .checks import check_shape
 from .layouts import word_layout
 
 __all__ = ["WindowReduce", "GlobalPool", "POOL_KINDS"]
@@ -38,10 +40,10 @@ class WindowReduce(wiring.Component):
             raise ValueError(f"Pool kind must be one of {', '.join(map(repr, POOL_KINDS))}, "
                              f"not {kind!r}")
         self._kind = kind
-        self._in_shape = require_shape(in_shape, "Input shape")
-        self._out_shape = require_shape(out_shape, "Output shape")
-        self._lanes = require_int(lanes, "Lane count", 1)
-        self._window = require_int(window, "Window size", 1)
+        self._in_shape = check_shape(in_shape, "Input shape")
+        self._out_shape = check_shape(out_shape, "Output shape")
+        self._lanes = check_int(lanes, "Lane count", 1)
+        self._window = check_int(window, "Window size", 1)
         super().__init__({
             "i": In(stream.Signature(word_layout(self._in_shape, lanes))),
             "o": Out(stream.Signature(word_layout(self._out_shape, lanes))),
@@ -111,11 +113,11 @@ class GlobalPool(wiring.Component):
     """
 
     def __init__(self, in_shape, out_shape, lanes, words, pixels):
-        self._in_shape = require_shape(in_shape, "Input shape")
-        self._out_shape = require_shape(out_shape, "Output shape")
-        self._lanes = require_int(lanes, "Lane count", 1)
-        self._words = require_int(words, "Words per pixel", 1)
-        self._pixels = require_int(pixels, "Pixel count", 1)
+        self._in_shape = check_shape(in_shape, "Input shape")
+        self._out_shape = check_shape(out_shape, "Output shape")
+        self._lanes = check_int(lanes, "Lane count", 1)
+        self._words = check_int(words, "Words per pixel", 1)
+        self._pixels = check_int(pixels, "Pixel count", 1)
         super().__init__({
             "i": In(stream.Signature(word_layout(self._in_shape, lanes))),
             "o": Out(stream.Signature(word_layout(self._out_shape, lanes))),

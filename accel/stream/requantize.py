@@ -14,9 +14,10 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from accel.multiply.base import balanced_sum
+from quant.ir.checks import check_int
 from quant.ir.tensor import signed_width
 
-from .checks import require_int, require_shape
+from .checks import check_shape
 from .layouts import word_layout
 from .tables import FieldTable
 
@@ -37,10 +38,10 @@ def _fields(arrays, lanes, period):
 
 class _Requantizer(wiring.Component):
     def __init__(self, in_shape, out_shape, lanes, positions):
-        self._in_shape = require_shape(in_shape, "Input shape")
-        self._out_shape = require_shape(out_shape, "Output shape")
-        self._lanes = require_int(lanes, "Lane count", 1)
-        self._positions = require_int(positions, "Stream positions", 1)
+        self._in_shape = check_shape(in_shape, "Input shape")
+        self._out_shape = check_shape(out_shape, "Output shape")
+        self._lanes = check_int(lanes, "Lane count", 1)
+        self._positions = check_int(positions, "Stream positions", 1)
         if positions % lanes:
             raise ValueError(f"Lane count must divide the stream positions {positions}, not {lanes}")
         super().__init__({
@@ -100,7 +101,7 @@ class ThresholdUnit(_Requantizer):
         if thresholds.ndim != 2 or thresholds.shape[1] == 0:
             raise ValueError(f"Thresholds must have shape (positions, count), not {thresholds.shape}")
         super().__init__(in_shape, out_shape, lanes, thresholds.shape[0])
-        self._offset = require_int(offset, "Offset", -(1 << 40))
+        self._offset = check_int(offset, "Offset", -(1 << 40))
         # Thresholds beyond the accumulator's range are clamped: they compare the same.
         lo, hi = (-(1 << (self._in_shape.width - 1)), (1 << (self._in_shape.width - 1)) - 1) \
             if self._in_shape.signed else (0, (1 << self._in_shape.width) - 1)
@@ -163,8 +164,8 @@ class MultiplyShiftUnit(_Requantizer):
             raise ValueError(f"Shift must be a non-negative integer, not {int(shift.min())}")
         self._multiplier = multiplier
         self._shift = shift
-        self._lo = require_int(lo, "Clamp low", -(1 << 40))
-        self._hi = require_int(hi, "Clamp high", lo)
+        self._lo = check_int(lo, "Clamp low", -(1 << 40))
+        self._hi = check_int(hi, "Clamp high", lo)
 
     @property
     def memory_bits(self):

@@ -4,7 +4,9 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .checks import require_int, require_shape
+from quant.ir.checks import check_int
+
+from .checks import check_shape
 from .layouts import word_layout
 
 __all__ = ["Duplicator", "StreamFIFO", "AddUnit"]
@@ -51,7 +53,7 @@ class StreamFIFO(wiring.Component):
 
     def __init__(self, layout, depth):
         self._layout = layout
-        self._depth = require_int(depth, "FIFO depth", 1)
+        self._depth = check_int(depth, "FIFO depth", 1)
         signature = stream.Signature(layout)
         super().__init__({"i": In(signature), "o": Out(signature)})
 
@@ -88,10 +90,10 @@ class AddUnit(wiring.Component):
     """
 
     def __init__(self, a_shape, b_shape, out_shape, lanes):
-        self._a_shape = require_shape(a_shape, "First input shape")
-        self._b_shape = require_shape(b_shape, "Second input shape")
-        self._out_shape = require_shape(out_shape, "Output shape")
-        self._lanes = require_int(lanes, "Lane count", 1)
+        self._a_shape = check_shape(a_shape, "First input shape")
+        self._b_shape = check_shape(b_shape, "Second input shape")
+        self._out_shape = check_shape(out_shape, "Output shape")
+        self._lanes = check_int(lanes, "Lane count", 1)
         super().__init__({
             "a": In(stream.Signature(word_layout(self._a_shape, lanes))),
             "b": In(stream.Signature(word_layout(self._b_shape, lanes))),

@@ -4,7 +4,9 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .checks import require_int, require_shape
+from quant.ir.checks import check_int
+
+from .checks import check_shape
 from .layouts import word_layout
 
 __all__ = ["WidthConverter"]
@@ -32,9 +34,9 @@ class WidthConverter(wiring.Component):
     """
 
     def __init__(self, shape, lanes_in, lanes_out):
-        self._shape = require_shape(shape, "Value shape")
-        self._lanes_in = require_int(lanes_in, "Input lanes", 1)
-        self._lanes_out = require_int(lanes_out, "Output lanes", 1)
+        self._shape = check_shape(shape, "Value shape")
+        self._lanes_in = check_int(lanes_in, "Input lanes", 1)
+        self._lanes_out = check_int(lanes_out, "Output lanes", 1)
         if lanes_in % lanes_out and lanes_out % lanes_in:
             raise ValueError(f"Output lanes must divide or be a multiple of the input lanes, "
                              f"not {lanes_out} for {lanes_in}")

@@ -8,7 +8,9 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 import numpy as np
 
-from .checks import require_int, require_pair, require_shape
+from quant.ir.checks import check_int, check_pair
+
+from .checks import check_shape
 from .layouts import word_layout
 
 __all__ = ["SlidingWindow", "WINDOW_ORDERS", "window_cycles", "line_buffer_rows"]
@@ -205,16 +207,16 @@ class SlidingWindow(wiring.Component):
 
     def __init__(self, shape, channels, lanes, height, width, kernel, stride=1, padding=0,
                  pad_value=0, order="kernel", ahead=False):
-        self._shape = require_shape(shape, "Value shape")
-        self._channels = require_int(channels, "Channel count", 1)
-        self._lanes = require_int(lanes, "Lane count", 1)
+        self._shape = check_shape(shape, "Value shape")
+        self._channels = check_int(channels, "Channel count", 1)
+        self._lanes = check_int(lanes, "Lane count", 1)
         if channels % lanes:
             raise ValueError(f"Lane count must divide the channel count {channels}, not {lanes}")
-        self._height = require_int(height, "Height", 1)
-        self._width = require_int(width, "Width", 1)
-        self._kernel = require_pair(kernel, "Kernel size", 1)
-        self._stride = require_pair(stride, "Stride", 1)
-        self._padding = require_pair(padding, "Padding", 0)
+        self._height = check_int(height, "Height", 1)
+        self._width = check_int(width, "Width", 1)
+        self._kernel = check_pair(kernel, "Kernel size", 1)
+        self._stride = check_pair(stride, "Stride", 1)
+        self._padding = check_pair(padding, "Padding", 0)
         if order not in WINDOW_ORDERS:
             raise ValueError(f"Window order must be one of {', '.join(map(repr, WINDOW_ORDERS))}, "
                              f"not {order!r}")
@@ -230,7 +232,7 @@ class SlidingWindow(wiring.Component):
                 raise ValueError(f"Kernel {k} with padding {p} does not fit the input {axis} {size}")
             out.append(n)
         self._out_size = tuple(out)
-        pad_value = require_int(pad_value, "Pad value", -(1 << 64))
+        pad_value = check_int(pad_value, "Pad value", -(1 << 64))
         if Const(pad_value, self._shape).value != pad_value:
             raise ValueError(f"Pad value must fit the value shape {self._shape}, not {pad_value}")
         self._pad_value = pad_value

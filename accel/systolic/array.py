@@ -4,20 +4,14 @@ from amaranth.hdl import Signal, Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .cells import OutputStationaryCell, WeightStationaryCell, multiplier_ports, _check_acc_width
+from quant.ir.checks import check_int
+
+from .cells import OutputStationaryCell, WeightStationaryCell, multiplier_ports
 from .layouts import OS_CONTROL_LAYOUT, partial_layout, result_row_layout, step_layout
 
 __all__ = ["SystolicArray", "DATAFLOWS"]
 
 DATAFLOWS = ("weight-stationary", "output-stationary")
-
-
-def _check_size(value, what):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{what} must be a positive integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{what} must be a positive integer, not {value}")
-    return value
 
 
 def check_dataflow(dataflow):
@@ -85,12 +79,12 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, rows, cols, multiplier, acc_width, dataflow="weight-stationary"):
-        self._rows = _check_size(rows, "Array rows")
-        self._cols = _check_size(cols, "Array columns")
+        self._rows = check_int(rows, "Array rows", 1)
+        self._cols = check_int(cols, "Array columns", 1)
         if not callable(multiplier):
             raise TypeError(f"Multiplier must be a callable that returns a multiply unit, "
                             f"not {multiplier!r}")
-        self._acc_width = _check_acc_width(acc_width)
+        self._acc_width = check_int(acc_width, "Accumulator width", 1)
         self._dataflow = check_dataflow(dataflow)
         self._make_multiplier = multiplier
         probe = multiplier()

@@ -11,6 +11,8 @@ from amaranth.hdl import Signal, Module, Mux, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from quant.ir.checks import check_int
+
 from .layouts import OS_CONTROL_LAYOUT, partial_layout
 
 __all__ = ["WeightStationaryCell", "OutputStationaryCell", "multiplier_ports"]
@@ -47,14 +49,6 @@ def _connect_weight(m, multiplier, operand):
         m.d.comb += [multiplier.w.eq(operand.code), multiplier.channel.eq(operand.channel)]
     else:
         m.d.comb += multiplier.w.eq(operand)
-
-
-def _check_acc_width(acc_width):
-    if not isinstance(acc_width, int) or isinstance(acc_width, bool):
-        raise TypeError(f"Accumulator width must be a positive integer, not {acc_width!r}")
-    if acc_width < 1:
-        raise ValueError(f"Accumulator width must be a positive integer, not {acc_width}")
-    return acc_width
 
 
 class WeightStationaryCell(wiring.Component):
@@ -95,7 +89,7 @@ class WeightStationaryCell(wiring.Component):
     def __init__(self, multiplier, acc_width):
         act_shape, weight_shape, latency = multiplier_ports(multiplier)
         self._multiplier = multiplier
-        self._acc_width = _check_acc_width(acc_width)
+        self._acc_width = check_int(acc_width, "Accumulator width", 1)
         self._latency = latency
         super().__init__({
             "en": In(1),
@@ -156,7 +150,7 @@ class OutputStationaryCell(wiring.Component):
     def __init__(self, multiplier, acc_width):
         act_shape, weight_shape, latency = multiplier_ports(multiplier)
         self._multiplier = multiplier
-        self._acc_width = _check_acc_width(acc_width)
+        self._acc_width = check_int(acc_width, "Accumulator width", 1)
         self._latency = latency
         super().__init__({
             "en": In(1),

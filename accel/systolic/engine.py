@@ -4,10 +4,11 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from quant.ir.checks import check_int
 from quant.ir.sizing import worst_case_accumulator_width
 from quant.ir.weights import CodebookWeights, PotWeights, UniformWeights
 
-from .array import SystolicArray, _check_size, check_dataflow
+from .array import SystolicArray, check_dataflow
 from .cells import multiplier_ports
 from .layouts import command_layout, result_row_layout
 
@@ -143,22 +144,17 @@ class GemmEngine(wiring.Component):
 
     def __init__(self, rows, cols, weights, act_bits, act_signed, max_m, max_k, max_n, *,
                  dataflow="weight-stationary", bias_bits=None):
-        self._rows = _check_size(rows, "Array rows")
-        self._cols = _check_size(cols, "Array columns")
+        self._rows = check_int(rows, "Array rows", 1)
+        self._cols = check_int(cols, "Array columns", 1)
         if not isinstance(weights, (UniformWeights, PotWeights, CodebookWeights)):
             raise TypeError(f"Weights must be UniformWeights, PotWeights or CodebookWeights, "
                             f"not {weights!r}")
-        self._max_m = _check_size(max_m, "Largest M")
-        self._max_k = _check_size(max_k, "Largest K")
-        self._max_n = _check_size(max_n, "Largest N")
+        self._max_m = check_int(max_m, "Largest M", 1)
+        self._max_k = check_int(max_k, "Largest K", 1)
+        self._max_n = check_int(max_n, "Largest N", 1)
         self._dataflow = check_dataflow(dataflow)
-        if bias_bits is not None:
-            if not isinstance(bias_bits, int) or isinstance(bias_bits, bool):
-                raise TypeError(f"Bias width must be a positive integer or None, not {bias_bits!r}")
-            if not 1 <= bias_bits <= MAX_BIAS_BITS:
-                raise ValueError(f"Bias width must be between 1 and {MAX_BIAS_BITS}, "
-                                 f"not {bias_bits}")
-        self._bias_bits = bias_bits
+        self._bias_bits = check_int(bias_bits, "Bias width", 1, MAX_BIAS_BITS, between=True,
+                                    optional=True)
         from accel.multiply import multiplier_for    # validates act_bits / act_signed
         self._weights = weights
         self._factory = lambda: multiplier_for(weights, act_bits, act_signed)
@@ -244,9 +240,7 @@ class GemmEngine(wiring.Component):
         for an M x K by K x N product, without stalls (see the class docstring)."""
         for value, name, limit in ((m, "M", self._max_m), (k, "K", self._max_k),
                                    (n, "N", self._max_n)):
-            _check_size(value, name)
-            if value > limit:
-                raise ValueError(f"{name} must be at most {limit}, not {value}")
+            check_int(value, name, 1, limit)
         R, C, L = self._rows, self._cols, self._mul_latency
         load = max(m * k, k * n, n if self._bias_bits is not None else 0)
         mt, kt, nt = _ceil_div(m, R), _ceil_div(k, R), _ceil_div(n, C)

@@ -1,7 +1,18 @@
-"""Small validators shared by the integer-model classes.
+"""The argument checks of the whole project, in one place.
 
-Every check raises :class:`ModelError` naming the operator and field, so that a
-malformed model never reaches numpy in a state that would fail deep inside it.
+Two families share one implementation of each rule:
+
+* ``check_*`` validate a constructor or function argument and raise
+  ``TypeError`` for the wrong kind and ``ValueError`` for a value out of range,
+  with messages of the form "Weight width must be a positive integer, not 0".
+  The hardware blocks (``accel``), the simulation drivers (``sim``) and the
+  boards use these.
+* ``require_*`` validate a field of an integer model and raise
+  :class:`ModelError` naming the operator and field, so that a malformed model
+  never reaches numpy in a state that would fail deep inside it.
+
+The module lives in ``quant.ir``, the bottom layer, and imports only numpy, so
+every other package may import it without an import cycle.
 """
 
 import math
@@ -12,6 +23,7 @@ import numpy as np
 from .errors import ModelError
 
 __all__ = ["MAX_ELEMENTS", "MAX_BITS", "MAX_ACCUMULATOR_BITS",
+           "check_int", "check_bool", "check_pair",
            "require_int", "require_bool", "require_pair", "require_int_array",
            "require_scale", "require_name", "get_field"]
 
@@ -24,26 +36,85 @@ MAX_BITS = 32
 MAX_ACCUMULATOR_BITS = 48
 
 
-def require_int(value, where, field, lo=None, hi=None):
-    """Return ``value`` as a Python int, checking its kind and range."""
+def _integer_problem(value, lo, hi, named):
+    """Why ``value`` is not an int in [lo, hi], as ``(error type, phrase)``; None if it is.
+
+    ``named`` phrases a constructor argument the way a user reads it ("a
+    positive integer", "a non-negative integer"); without it, the plain bounds
+    that a model file's fields use ("at least 1").
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ModelError(where, field, f"must be an integer, not {value!r}")
+        noun = "a positive integer" if named and lo is not None and lo >= 1 else "an integer"
+        return TypeError, f"must be {noun}, not {value!r}"
     value = int(value)
     if lo is not None and value < lo:
-        raise ModelError(where, field, f"must be at least {lo}, not {value}")
+        if named and lo >= 1 and value < 1:
+            return ValueError, f"must be a positive integer, not {value}"
+        if named and lo == 0:
+            return ValueError, f"must be a non-negative integer, not {value}"
+        return ValueError, f"must be at least {lo}, not {value}"
     if hi is not None and value > hi:
-        raise ModelError(where, field, f"must be at most {hi}, not {value}")
-    return value
+        return ValueError, f"must be at most {hi}, not {value}"
+    return None
+
+
+def check_int(value, what, lo=None, hi=None, *, between=False, optional=False):
+    """Return ``value`` as an int in [lo, hi]; raise TypeError/ValueError otherwise.
+
+    ``what`` starts the message: "Weight width must be a positive integer, not 0"
+    (``lo`` 1), "must be a non-negative integer" (``lo`` 0), "must be at least 2"
+    and "must be at most 8" otherwise. With ``between``, a value outside either
+    end reads "must be between lo and hi", for ranges whose two ends matter
+    equally (a signed magnitude, a field width). With ``optional``, ``None`` is
+    accepted and returned (an absent feature, such as no bias).
+    """
+    if optional and value is None:
+        return None
+    problem = _integer_problem(value, lo, hi, named=True)
+    if problem is None:
+        return int(value)
+    error, phrase = problem
+    if error is TypeError and optional:
+        phrase = phrase.replace(", not", " or None, not", 1)
+    elif error is ValueError and between:
+        phrase = f"must be between {lo} and {hi}, not {value}"
+    raise error(f"{what} {phrase}")
+
+
+def check_bool(value, what):
+    """Return ``value`` as a bool if it is one (``True``/``False``); raise TypeError otherwise."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be True or False, not {value!r}")
+    return bool(value)
+
+
+def check_pair(value, what, lo=None, hi=None):
+    """An int or a pair of ints (height, width) in [lo, hi], as a tuple of two."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{what} must be an integer or a pair of integers, not {value!r}")
+        return tuple(check_int(v, what, lo, hi) for v in value)
+    value = check_int(value, what, lo, hi)
+    return (value, value)
+
+
+def require_int(value, where, field, lo=None, hi=None):
+    """Return ``value`` as a Python int, checking its kind and range (ModelError)."""
+    problem = _integer_problem(value, lo, hi, named=False)
+    if problem is not None:
+        raise ModelError(where, field, problem[1])
+    return int(value)
 
 
 def require_bool(value, where, field):
+    """Return ``value`` as a bool (ModelError; a file spells it true or false)."""
     if not isinstance(value, (bool, np.bool_)):
         raise ModelError(where, field, f"must be true or false, not {value!r}")
     return bool(value)
 
 
 def require_pair(value, where, field, lo=None, hi=None):
-    """Accept an int or a pair of ints (height, width); return a tuple of two."""
+    """Accept an int or a pair of ints (height, width); return a tuple of two (ModelError)."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = (value, value)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
