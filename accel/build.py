@@ -108,9 +108,9 @@ def build(model, *, target_cycles=None, budget=None, folding=None, logits=False,
         hard = True if hard_multipliers is None else hard_multipliers == True  # noqa: E712
         if hard_multipliers == "auto":
             from .device import device as lookup
-            from .folding import _hard_layers
+            from .folding import hard_layers
             probe = plan_pipeline(model, chosen, skip_zeros=skip_zeros, **shape)
-            hard = _hard_layers(model, probe, lookup(AUTO_DSP_DEVICE).dsp, "auto")
+            hard = hard_layers(model, probe, lookup(AUTO_DSP_DEVICE).dsp, "auto")
             policy["dsp_device"] = AUTO_DSP_DEVICE
         if hard_multipliers is not None:
             policy["hard_multipliers"] = hard_multipliers

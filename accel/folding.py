@@ -46,7 +46,8 @@ from quant.ir.checks import check_int
 
 from accel.stream.plan import plan_pipeline
 
-__all__ = ["choose_folding", "fit_folding", "DEFAULT_BUDGET", "SOFT_MAX_BITS", "DEFAULT_FILL"]
+__all__ = ["choose_folding", "fit_folding", "TargetPolicy", "interval_bounds", "hard_layers",
+           "DEFAULT_BUDGET", "SOFT_MAX_BITS", "DEFAULT_FILL"]
 
 #: Multiply units when neither a target nor a budget is given (an 8 x 8 array's worth).
 DEFAULT_BUDGET = 64
@@ -78,7 +79,16 @@ def _check_overrides(model, folding):
     return out
 
 
-class _TargetPolicy:
+class TargetPolicy:
+    """The folding callback of :func:`~accel.stream.plan.plan_pipeline` for an interval.
+
+    Per weighted layer it takes the fewest multiply units whose best folding
+    meets ``target`` cycles per image (the user's override where there is one),
+    and records the choice in ``chosen``. Strict, an unreachable target raises;
+    otherwise the layer takes its fastest folding and ``feasible`` turns False.
+    :func:`choose_folding`, :func:`fit_folding` and the partition search share it.
+    """
+
     def __init__(self, target, overrides, strict):
         self.target = target
         self.overrides = overrides
@@ -115,8 +125,10 @@ class _TargetPolicy:
         return choice
 
 
-def _bounds(model, overrides, skip_zeros, cache, **shape):
+def interval_bounds(model, overrides, skip_zeros, cache, **shape):
     """(fastest achievable interval, slowest interval) over the weighted layers.
+
+    The range that the folding and partition searches bisect.
 
     ``shape``: :func:`~accel.stream.plan.plan_pipeline`'s ``input_lanes`` and
     ``stream_output``."""
@@ -155,20 +167,20 @@ def choose_folding(model, *, target_cycles=None, budget=None, folding=None, skip
         raise ValueError("Give a target cycle count or a budget, not both")
     if target_cycles is not None:
         target_cycles = check_int(target_cycles, "Target cycles", 1)
-        policy = _TargetPolicy(target_cycles, overrides, strict=True)
+        policy = TargetPolicy(target_cycles, overrides, strict=True)
         plan_pipeline(model, policy, skip_zeros=skip_zeros, cache=cache, **shape)
         return policy.chosen
     if budget is None:
         budget = DEFAULT_BUDGET
     budget = check_int(budget, "Budget", 1)
-    low, high = _bounds(model, overrides, skip_zeros, cache, **shape)
+    low, high = interval_bounds(model, overrides, skip_zeros, cache, **shape)
 
     def fits(target):
-        policy = _TargetPolicy(target, overrides, strict=False)
+        policy = TargetPolicy(target, overrides, strict=False)
         plan_pipeline(model, policy, skip_zeros=skip_zeros, cache=cache, **shape)
         return policy.feasible and policy.lanes <= budget, policy.chosen
 
-    policy = _TargetPolicy(high, overrides, strict=False)
+    policy = TargetPolicy(high, overrides, strict=False)
     plan_pipeline(model, policy, skip_zeros=skip_zeros, cache=cache, **shape)
     if policy.lanes > budget:
         which = (f" for the layers without an override: {', '.join(policy.searched)} need"
@@ -185,7 +197,7 @@ def choose_folding(model, *, target_cycles=None, budget=None, folding=None, skip
     return fits(high)[1]
 
 
-def _hard_layers(model, plan, dsps, mode, only=None):
+def hard_layers(model, plan, dsps, mode, only=None):
     """The set of uniform layers on DSP blocks for ``mode`` (True/False/"auto"),
     among the layers named in ``only`` (default: all of them; the partition search
     asks about the layers of one part)."""
@@ -233,14 +245,14 @@ def fit_folding(model, target_device, *, folding=None, skip_zeros=True, hard_mul
     overrides = _check_overrides(model, folding)
     cache = {}
     shape = dict(input_lanes=input_lanes, stream_output=stream_output)
-    low, high = _bounds(model, overrides, skip_zeros, cache, **shape)
+    low, high = interval_bounds(model, overrides, skip_zeros, cache, **shape)
     limits = device_limits(target, fill)
 
     def attempt(interval):
-        policy = _TargetPolicy(interval, overrides, strict=False)
+        policy = TargetPolicy(interval, overrides, strict=False)
         plan = plan_pipeline(model, policy, skip_zeros=skip_zeros, cache=cache, **shape)
-        hard = _hard_layers(model, plan, target.dsp, hard_multipliers)
-        if hard_multipliers == "auto" or hard != _hard_layers(model, plan, target.dsp, True):
+        hard = hard_layers(model, plan, target.dsp, hard_multipliers)
+        if hard_multipliers == "auto" or hard != hard_layers(model, plan, target.dsp, True):
             plan = plan_pipeline(model, policy.chosen, skip_zeros=skip_zeros, cache=cache,
                                  hard_multipliers=hard, **shape)
         used = estimate(plan)

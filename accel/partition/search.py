@@ -1,7 +1,7 @@
 """The search: where to cut the pipeline, and every layer's folding.
 
 For a candidate interval ``T`` (cycles per image), every weighted layer gets the
-cheapest folding that meets ``T`` (:class:`accel.folding._TargetPolicy`, as
+cheapest folding that meets ``T`` (:class:`accel.folding.TargetPolicy`, as
 :func:`accel.folding.fit_folding` does), and the resource estimate of the whole
 model's plan gives every layer's share (:func:`accel.device.estimate` is a sum
 over layers). The model can only be cut at :func:`quant.ir.cut_points`, so it is
@@ -44,8 +44,8 @@ from quant.ir import IntegerModel, cut_points, split_model
 from quant.ir.checks import check_int
 
 from accel.device import Device, device as lookup, estimate
-from accel.folding import (DEFAULT_FILL, _TargetPolicy, _bounds, _hard_layers, device_limits,
-                           fit_folding, needs, overflow)
+from accel.folding import (DEFAULT_FILL, TargetPolicy, device_limits, fit_folding, hard_layers,
+                           interval_bounds, needs, overflow)
 from accel.stream.plan import check_supported, plan_pipeline
 
 from .report import Link, Part, Partition
@@ -76,7 +76,7 @@ class _Guide:
     def __init__(self, search, interval):
         self.interval = interval
         model = search.model
-        policy = _TargetPolicy(interval, {}, strict=False)
+        policy = TargetPolicy(interval, {}, strict=False)
         hard_plan = plan_pipeline(model, policy, skip_zeros=search.skip_zeros,
                                   cache=search.cache)
         self.feasible = policy.feasible
@@ -110,7 +110,7 @@ class _Guide:
         mode = self.search.mode
         if mode == "auto":
             # The part's own DSP budget decides, as :func:`accel.folding.fit_folding` does.
-            hard = _hard_layers(self.search.model, self.plan, self.search.target.dsp, "auto",
+            hard = hard_layers(self.search.model, self.plan, self.search.target.dsp, "auto",
                                 only=set(names))
         total = {"LUT": 0, "FF": 0, "DSP": 0, "BRAM": 0, "LUTRAM": 0}
         for name in names:
@@ -241,10 +241,10 @@ class _Search:
         last = index == len(cuts)
         cache = self.part_cache(cuts, index)
         shape = dict(input_lanes=lanes, stream_output=not last)
-        policy = _TargetPolicy(interval, {}, strict=False)
+        policy = TargetPolicy(interval, {}, strict=False)
         plan = plan_pipeline(sub, policy, skip_zeros=self.skip_zeros, cache=cache, **shape)
-        hard = _hard_layers(sub, plan, self.target.dsp, self.mode)
-        if self.mode == "auto" or hard != _hard_layers(sub, plan, self.target.dsp, True):
+        hard = hard_layers(sub, plan, self.target.dsp, self.mode)
+        if self.mode == "auto" or hard != hard_layers(sub, plan, self.target.dsp, True):
             plan = plan_pipeline(sub, policy.chosen, skip_zeros=self.skip_zeros, cache=cache,
                                  hard_multipliers=hard, **shape)
         return sub, policy, hard, plan
@@ -400,7 +400,7 @@ def partition(model, parts, *, device="LFE5U-85F", fill=DEFAULT_FILL, hard_multi
             f"{model.name} has {len(search.cuts)} cut points "
             f"({', '.join(search.cuts) or 'none'}): at most {len(search.cuts) + 1} parts, "
             f"not {count}")
-    low, high = _bounds(model, {}, search.skip_zeros, search.cache)
+    low, high = interval_bounds(model, {}, search.skip_zeros, search.cache)
     pending = sorted({t for t in _thresholds(model, search.skip_zeros, search.cache)
                       if low <= t <= high} | {high})
     seen = set()
@@ -426,7 +426,7 @@ def _thresholds(model, skip_zeros, cache, **shape):
     """The intervals at which the cheapest folding that meets them changes, for some
     weighted layer of ``model``: below each, that layer needs more multiply units.
 
-    :class:`accel.folding._TargetPolicy` takes, per layer, the fewest units whose
+    :class:`accel.folding.TargetPolicy` takes, per layer, the fewest units whose
     best folding meets the interval; between two of these values every layer's
     choice, and so every estimate, stays the same.
     """
