@@ -11,7 +11,6 @@ import json
 import pathlib
 import random
 import tempfile
-import time
 import zipfile
 
 import numpy as np
@@ -294,7 +293,6 @@ def run_case(family, index, seed, directory):
 @pytest.mark.parametrize("family", ["bytes", "json", "arrays"])
 def test_mutated_files_load_or_raise_model_error(tmp_path, family):
     outcomes = {"ok": 0, "error": 0}
-    start = time.monotonic()
     for case in range(CASES_PER_FAMILY):
         index = case % len(MODELS)
         seed = 1_000_003 * (["bytes", "json", "arrays"].index(family) + 1) + case
@@ -304,10 +302,8 @@ def test_mutated_files_load_or_raise_model_error(tmp_path, family):
             pytest.fail(f"case {family}/{MODELS[index].__name__} seed {seed} raised "
                         f"{type(error).__name__}: {error}\nreproduce: run_case({family!r}, {index}, "
                         f"{seed}, tmp_path)", pytrace=True)
-    elapsed = time.monotonic() - start
     # Mutations must mostly be caught; a few (e.g. a flipped metadata byte) stay valid.
     assert outcomes["error"] > CASES_PER_FAMILY // 2, outcomes
-    assert elapsed < 30, f"{family}: {elapsed:.1f} s"
 
 
 @pytest.mark.parametrize("index", range(len(MODELS)))

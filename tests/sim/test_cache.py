@@ -73,7 +73,6 @@ def test_miss_hit_and_rebuild_on_change(fresh_cache, capfd):
 
     again = Simulation(Tiny(8), "cxxrtl")
     assert again.build.hit and again.build.path == first.build.path
-    assert again.build.seconds < 1.0
     assert capfd.readouterr().err == ""  # nothing to report on a hit
     assert count_to(again, 5) == 5
 
