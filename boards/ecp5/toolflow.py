@@ -19,6 +19,7 @@ from pathlib import Path
 
 from accel.toolchain import ToolNotFoundError, tool_command
 
+from .nextpnr import nextpnr_part_options
 from .route_watch import DivergenceWatch
 
 __all__ = ["BuildError", "DoesNotFit", "TimingFailed", "PlaceAndRouteFailed", "RoutingDiverged",
@@ -302,10 +303,8 @@ def run_flow(platform, top, out_dir, *, board, model_name="", accelerator="", cy
 
     _synthesize(tools, out_dir, report, progress)
 
-    nextpnr = [tools["NEXTPNR_ECP5"], "--log", "top.tim",
-               platform._nextpnr_device_options[platform.device],
-               "--package", platform._nextpnr_package_options[platform.package].upper(),
-               "--speed", str(platform.speed), "--json", "top.json", "--lpf", "top.lpf",
+    nextpnr = [tools["NEXTPNR_ECP5"], "--log", "top.tim", *nextpnr_part_options(platform),
+               "--json", "top.json", "--lpf", "top.lpf",
                "--textcfg", "top.config", "--report", "top.report.json", "--timing-allow-fail",
                "--seed", str(seed)] + (["--router", router] if router else [])
     # router2 can diverge and run on for hours; router1 has no such report to watch.
