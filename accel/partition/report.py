@@ -3,7 +3,9 @@
 import json
 from dataclasses import dataclass
 
-__all__ = ["Link", "Part", "Partition"]
+from accel.chiplink.sizing import link_cycles
+
+__all__ = ["BoardLink", "Link", "Part", "Partition"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +50,38 @@ class Link:
                 "value_bits": self.value_bits, "word_bits": self.word_bits,
                 "words_per_image": self.words, "bits_per_image": self.bits,
                 "data_pins": self.data_pins, "pins": self.pins, "cycles_per_image": self.cycles}
+
+
+@dataclass(frozen=True)
+class BoardLink:
+    """One board-to-board link of a ring: board ``source`` sends to board ``target``.
+
+    ``what`` says what it carries (``"tensor <name>"`` or ``"results"``); each
+    image is ``words`` words of ``word_bits`` bits on ``data_pins`` data pins.
+    """
+
+    source: int
+    target: int
+    what: str
+    word_bits: int
+    data_pins: int
+    words: int          # per image
+
+    @classmethod
+    def carrying(cls, link, source, target):
+        """The board link that carries a partition's :class:`Link`."""
+        return cls(source, target, f"tensor {link.tensor}", link.word_bits, link.data_pins,
+                   link.words)
+
+    @property
+    def cycles(self):
+        """Link cycles per image."""
+        return link_cycles(self.word_bits, self.words, self.data_pins)
+
+    def as_dict(self):
+        return {"what": self.what, "word_bits": self.word_bits, "data_pins": self.data_pins,
+                "words_per_image": self.words, "cycles_per_image": self.cycles,
+                "from": self.source, "to": self.target}
 
 
 @dataclass(frozen=True, eq=False)

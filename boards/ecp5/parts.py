@@ -8,9 +8,9 @@ board, and every board gets its own bitstream::
                      +------------------------ link (results) ------------------+
 
 * Board 0 runs the host protocol of :class:`boards.top.BoardCore`, unchanged
-  for the host; its "accelerator" is a :class:`RingHead`: pixels go to part 0
+  for the host; its "accelerator" is a :class:`boards.ecp5.ring.RingHead`: pixels go to part 0
   and on to ``link_out``, results come back on ``link_in``.
-* Board ``k`` (middle): ``link_in`` -> part ``k`` -> ``link_out`` (:class:`RingPart`).
+* Board ``k`` (middle): ``link_in`` -> part ``k`` -> ``link_out`` (:class:`boards.ecp5.ring.RingPart`).
 * The last board sends its results (class, and logits unless ``--no-logits``)
   on its ``link_out`` to board 0's ``link_in``.
 
@@ -28,7 +28,7 @@ header. On the ULX3S, with ``D`` data pins (at most 16)::
 
 The transmitter forwards its clock on ``clock`` (a DDR output: the inverted
 clock, see :mod:`accel.chiplink.pins`); the receiver captures in the
-:data:`LINK_DOMAIN` domain, clocked by the incoming ``clock`` pin, and an
+:data:`boards.ecp5.ring.LINK_DOMAIN` domain, clocked by the incoming ``clock`` pin, and an
 ``AsyncFIFO`` crosses into ``sync``. A link uses the first data pins it needs
 (the partition's choice; the results link as few as keep it off the critical
 path); the rest are driven low.
@@ -39,25 +39,20 @@ import json
 import sys
 from pathlib import Path
 
-from amaranth.hdl import ClockDomain, Elaboratable, Module, Shape, Signal
-from amaranth.lib import io, stream, wiring
-from amaranth.lib.cdc import ResetSynchronizer
-from amaranth.lib.wiring import In, Out
+from accel.chiplink import choose_data_pins
+from accel.partition import partition
+from accel.partition.report import BoardLink
 
-from accel.chiplink import (LinkPins, LinkReceiver, LinkTransmitter, choose_data_pins,
-                            connect_words, link_cycles)
-
+from ..accelerator import describe_accelerator
+from ..throughput import Throughput, link_images_per_second
+from ..top import core_around
 from .platforms import LINK_HEADERS, add_link_resources, link_header_pins, make_platform
+from .ring import RingHead, RingHeadTop, RingPart, RingPartTop, payload_width
 from .toolflow import (BuildError, BuildReport, PlaceAndRouteFailed, RoutingDiverged, run_flow,
                        write_atomic)
 
-__all__ = ["LINK_DOMAIN", "RING_FILL", "RingHead", "RingPart", "RingHeadTop", "RingPartTop",
-           "Ring", "plan_ring", "pin_table", "ring_core", "ring_report", "build_ring"]
+__all__ = ["RING_FILL", "Ring", "plan_ring", "pin_table", "ring_core", "ring_report", "build_ring"]
 
-#: The clock domain of every link receiver's capture registers (the incoming clock pin).
-LINK_DOMAIN = "link_in"
-#: Register stages of the board wires in each direction the receivers are sized for.
-WIRE_LATENCY = 2
 #: The share of each device's LUTs and FFs a ring's parts may fill by the estimate.
 #: Lower than the partitioner's 0.8 because routing, not LUTs, limits the dense
 #: parts: CNV W4 cut at 0.8 gave parts of 54k and 47k LUTs (65 % and 56 %) that
@@ -68,171 +63,12 @@ WIRE_LATENCY = 2
 RING_FILL = 0.5
 
 
-def _width(port):
-    return Shape.cast(port.payload.shape()).width
-
-
-def _attach_links(m, component, tx, rx):
-    """Add a transmitter and a receiver to ``component`` on its link ports."""
-    m.submodules.link_tx = tx
-    m.submodules.link_rx = rx
-    wiring.connect(m, tx.pins, wiring.flipped(component.link_out))
-    wiring.connect(m, wiring.flipped(component.link_in), rx.pins)
-    m.d.comb += component.overflow.eq(rx.overflow)
-
-
-class RingHead(wiring.Component):
-    """Board 0's accelerator: pixels -> part 0 -> ``link_out``; ``link_in`` -> results.
-
-    For :class:`boards.top.BoardCore`, it looks like the whole model's accelerator.
-
-    Parameters
-    ----------
-    first : StreamingAccelerator
-        Part 0 (streaming its output words).
-    result_shape : shape
-        The last part's output payload (class, and logits).
-    out_pins, back_pins : int
-        Data pins of the link to board 1 and of the results link from the last board.
-
-    Members
-    -------
-    i : In(stream)
-        Part 0's input (pixels).
-    o : Out(stream of ``result_shape``)
-        One result per image, from the last board.
-    link_out : Out(LinkPins(out_pins))
-    link_in : In(LinkPins(back_pins))
-    overflow : Out(1)
-        The results receiver lost a word (must stay low).
-    """
-
-    def __init__(self, first, result_shape, *, out_pins, back_pins):
-        self._first = first
-        self._tx = LinkTransmitter(_width(first.o), out_pins)
-        self._rx = LinkReceiver(Shape.cast(result_shape).width, back_pins,
-                                capture_domain=LINK_DOMAIN, wire_latency=WIRE_LATENCY)
-        super().__init__({"i": first.signature.members["i"],
-                          "o": Out(stream.Signature(result_shape)),
-                          "link_out": Out(LinkPins(out_pins)),
-                          "link_in": In(LinkPins(back_pins)),
-                          "overflow": Out(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.part = part = self._first
-        _attach_links(m, self, self._tx, self._rx)
-        wiring.connect(m, wiring.flipped(self.i), part.i)
-        connect_words(m, part.o, self._tx.i)
-        connect_words(m, self._rx.o, wiring.flipped(self.o))
-        return m
-
-
-class RingPart(wiring.Component):
-    """Board ``k > 0``: ``link_in`` -> part ``k`` -> ``link_out``.
-
-    Members
-    -------
-    link_in : In(LinkPins(in_pins))
-    link_out : Out(LinkPins(out_pins))
-    overflow : Out(1)
-        The receiver lost a word (must stay low).
-    """
-
-    def __init__(self, accelerator, *, in_pins, out_pins):
-        self._accelerator = accelerator
-        self._rx = LinkReceiver(_width(accelerator.i), in_pins, capture_domain=LINK_DOMAIN,
-                                wire_latency=WIRE_LATENCY)
-        self._tx = LinkTransmitter(_width(accelerator.o), out_pins)
-        super().__init__({"link_in": In(LinkPins(in_pins)), "link_out": Out(LinkPins(out_pins)),
-                          "overflow": Out(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.part = part = self._accelerator
-        _attach_links(m, self, self._tx, self._rx)
-        connect_words(m, self._rx.o, part.i)
-        connect_words(m, part.o, self._tx.i)
-        return m
-
-
-def _buffers(m, prefix, resource, pins, forward):
-    """I/O buffers between a resource and LinkPins ports: frame and data in the
-    ``forward`` direction, stop the other way (a wider data resource gets zeros)."""
-    back = "i" if forward == "o" else "o"
-    for name, direction in (("frame", forward), ("data", forward), ("stop", back)):
-        m.submodules[f"{prefix}_{name}"] = buffer = io.Buffer(direction, getattr(resource, name))
-        value = getattr(pins, name)
-        m.d.comb += buffer.o.eq(value) if direction == "o" else value.eq(buffer.i)
-
-
-def _link_io(m, platform, link_out, link_in):
-    """Drive the ``link_out``/``link_in`` resources from a component's link ports and
-    make :data:`LINK_DOMAIN` from the incoming clock pin."""
-    out = platform.request("link_out", 0, dir="-")
-    m.submodules.link_out_clock = clock = io.DDRBuffer("o", out.clock)
-    # The inverted clock: its rising edge in the middle of each beat (accel.chiplink.pins).
-    m.d.comb += [clock.o[0].eq(0), clock.o[1].eq(1)]
-    _buffers(m, "link_out", out, link_out, "o")
-
-    into = platform.request("link_in", 0, dir="-")
-    m.submodules.link_in_clock = clock_in = io.Buffer("i", into.clock)
-    m.domains.link_in = capture = ClockDomain(LINK_DOMAIN)
-    m.d.comb += capture.clk.eq(clock_in.i)
-    # The forwarded clock runs at the sending board's clock, the same on every board.
-    platform.add_clock_constraint(capture.clk, platform.default_clk_frequency)
-    # The platform's sync domain has no reset signal: hold the capture domain in reset
-    # for the first cycles after configuration (its FIFO then starts empty).
-    power_on = Signal(4, name="link_in_power_on")
-    with m.If(power_on != 15):
-        m.d.sync += power_on.eq(power_on + 1)
-    m.submodules.link_in_reset = ResetSynchronizer(power_on != 15, domain=LINK_DOMAIN)
-    _buffers(m, "link_in", into, link_in, "i")
-
-
-class RingHeadTop(Elaboratable):
-    """Board 0: the host link (:class:`boards.top.BoardTop`) and the link headers."""
-
-    def __init__(self, core, head):
-        from ..top import BoardTop
-        self._board = BoardTop(core)
-        self._head = head
-
-    @property
-    def core(self):
-        """Board 0's :class:`boards.top.BoardCore` (host link and self-test)."""
-        return self._board.core
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.board = self._board
-        _link_io(m, platform, self._head.link_out, self._head.link_in)
-        return m
-
-
-class RingPartTop(Elaboratable):
-    """Board ``k > 0``: a :class:`RingPart` on the link headers; LED 0 lights when its
-    receiver lost a word."""
-
-    def __init__(self, part):
-        self._part = part
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.part = part = self._part
-        _link_io(m, platform, part.link_out, part.link_in)
-        if ("led", 0) in platform.resources:
-            m.submodules.led_0 = led = io.Buffer("o", platform.request("led", 0, dir="-"))
-            m.d.comb += led.o.eq(part.overflow)
-        return m
-
-
 @dataclass
 class Ring:
     """The boards of a ring: the partition, each link's data pins and the header width.
 
-    ``links[k]`` carries board ``k``'s output to board ``(k + 1) % N``:
-    ``{"from", "to", "what", "word_bits", "data_pins", "words_per_image", "cycles_per_image"}``.
+    ``links[k]`` (an :class:`accel.partition.report.BoardLink`) carries board ``k``'s
+    output to board ``(k + 1) % N``.
     """
     partition: object
     accelerators: list
@@ -246,7 +82,7 @@ class Ring:
     @property
     def data_pins(self):
         """Data pins of the header: the widest link's (every board has the same pin-out)."""
-        return max(link["data_pins"] for link in self.links)
+        return max(link.data_pins for link in self.links)
 
     def pin_table(self):
         """One row per header signal: ``{"signal", "link_out", "link_in", "direction"}``
@@ -258,7 +94,7 @@ class Ring:
 
         Made one at a time, when its build starts: a top never built would be
         reported by Amaranth as unused."""
-        pins = [link["data_pins"] for link in self.links]
+        pins = [link.data_pins for link in self.links]
         if k == 0:
             head = RingHead(self.accelerators[0], self.accelerators[-1].o.payload.shape(),
                             out_pins=pins[0], back_pins=pins[-1])
@@ -294,24 +130,15 @@ def plan_ring(model, parts, *, board, logits=True, max_link_pins=16, fill=RING_F
         The model does not fit ``parts`` devices (the partitioner's reason), or the
         board has no link headers.
     """
-    from accel.partition import partition
     device = make_platform(board).device
     link_header_pins(board, 1)      # the board must have link headers at all
     cut = partition(model, parts, device=device, max_link_pins=max_link_pins, fill=fill)
     accelerators = cut.build(logits=logits)
-    links = []
-    for part, accelerator in zip(cut.parts[:-1], accelerators):
-        link = part.output_link
-        links.append({"what": f"tensor {link.tensor}", "word_bits": link.word_bits,
-                      "data_pins": link.data_pins, "words_per_image": link.words,
-                      "cycles_per_image": link.cycles})
-    result_bits = _width(accelerators[-1].o)
+    links = [BoardLink.carrying(part.output_link, k, k + 1) for k, part in enumerate(cut.parts[:-1])]
+    result_bits = payload_width(accelerators[-1].o)
     back = choose_data_pins(result_bits, 1, cut.interval, min(max_link_pins, result_bits))
     back = back or min(max_link_pins, result_bits)
-    links.append({"what": "results", "word_bits": result_bits, "data_pins": back,
-                  "words_per_image": 1, "cycles_per_image": link_cycles(result_bits, 1, back)})
-    for k, link in enumerate(links):
-        link["from"], link["to"] = k, (k + 1) % parts
+    links.append(BoardLink(parts - 1, 0, "results", result_bits, back, 1))
     ring = Ring(cut, accelerators, board, links)
     link_header_pins(board, ring.data_pins)     # the header has that many pins
     return ring
@@ -321,8 +148,6 @@ def ring_core(ring, head, *, logits=True, **options):
     """Board 0's :class:`boards.top.BoardCore` around ``head``; to the host it looks
     like the whole model on one board (same INFO reply, fingerprint and self-test).
     ``options``: the link settings of :func:`boards.top.core_around`."""
-    from ..accelerator import describe_accelerator
-    from ..top import core_around
     model = ring.partition.model
     info = describe_accelerator(model, head, order=1, cycles_per_image=ring.partition.interval,
                                 backend=f"accel.partition ({ring.count} parts)", logits=logits)
@@ -345,7 +170,7 @@ def ring_report(ring, reports, model_name):
             "single_device_bound": ring.partition.single_device_bound,
             "slowest_fmax_hz": slowest,
             "images_per_second": slowest / interval if slowest else None,
-            "header_data_pins": ring.data_pins, "links": ring.links,
+            "header_data_pins": ring.data_pins, "links": [link.as_dict() for link in ring.links],
             "pin_table": ring.pin_table(),
             "partition": ring.partition.as_dict(),
             "builds": [r.to_json() for r in reports]}
@@ -353,11 +178,11 @@ def ring_report(ring, reports, model_name):
     for k, report in enumerate(reports):
         lines += [f"part {k}/{ring.count}"] + ["  " + line for line in report.to_text().splitlines()]
     lines += ["", str(ring.partition.report), "",
-              f"links (board k link_out -> board k+1 link_in; the last board -> board 0)"]
+              "links (board k link_out -> board k+1 link_in; the last board -> board 0)"]
     for link in ring.links:
-        lines.append(f"  board {link['from']} -> board {link['to']}: {link['what']}, "
-                     f"{link['word_bits']}-bit words on {link['data_pins']} data pins, "
-                     f"{link['cycles_per_image']:,} cycles/image")
+        lines.append(f"  board {link.source} -> board {link.target}: {link.what}, "
+                     f"{link.word_bits}-bit words on {link.data_pins} data pins, "
+                     f"{link.cycles:,} cycles/image")
     lines += [f"pin-out, the same on every board ({ring.data_pins} data pins):",
               f"  {'signal':<9} {'board k link_out':<18}     board k+1 link_in"]
     lines += [f"  {row['signal']:<9} {row['link_out']:<18} {row['direction']:^3} {row['link_in']}"
@@ -368,7 +193,6 @@ def ring_report(ring, reports, model_name):
                      f"({slowest / 1e6:.1f} MHz)")
     head = reports[0] if reports else None
     if head is not None and head.baud and head.link_images_per_second:
-        from ..throughput import Throughput
         chain = Throughput(accelerator=head.clock_hz / interval, link=head.link_images_per_second,
                            baud=head.baud)
         lines.append(f"bound        {chain.describe()}")
@@ -440,7 +264,6 @@ def build_ring(model, model_name, parts, out_dir, *, board, core_options, allow_
             link = {}
             if k == 0:
                 # Board 0 talks to the host: its report says what bounds the chain's images/s.
-                from ..throughput import link_images_per_second
                 core = top.core
                 link = dict(baud=core_options.get("baud") or core.baud,
                             link_images_per_second=link_images_per_second(

@@ -85,11 +85,11 @@ def test_link_header_errors():
 def test_every_part_top_elaborates(model, parts):
     ring = plan_ring(model, parts, board=BOARD)
     assert ring.partition.as_dict()["policy"]["fill"] == RING_FILL
-    assert [link["from"] for link in ring.links] == list(range(parts))
-    assert [link["to"] for link in ring.links] == [*range(1, parts), 0]
+    assert [link.source for link in ring.links] == list(range(parts))
+    assert [link.target for link in ring.links] == [*range(1, parts), 0]
     # Part k's output words are what the link after it carries.
     for accelerator, link in zip(ring.accelerators, ring.links):
-        assert accelerator.o.payload.shape().size == link["word_bits"]
+        assert accelerator.o.payload.shape().size == link.word_bits
     for k in range(parts):
         top = ring.top(k, dict(clock_hz=25_000_000, selftest_count=2))
         platform = make_platform(BOARD)
@@ -276,12 +276,12 @@ def test_ring_classifies_in_simulation(model):
     from amaranth.hdl import ClockDomain, Module, Value
     from amaranth.lib import wiring
     from amaranth.sim import Simulator
-    from boards.ecp5.parts import RingHead, RingPart
+    from boards.ecp5.ring import RingHead, RingPart
     from quant.ir.generate import random_inputs
     from sim.reference import classify
     ring = plan_ring(model, 3, board=BOARD, logits=False)
     first, *rest = ring.accelerators
-    pins = [link["data_pins"] for link in ring.links]
+    pins = [link.data_pins for link in ring.links]
     head = RingHead(first, rest[-1].o.payload.shape(), out_pins=pins[0], back_pins=pins[-1])
     boards = [head] + [RingPart(part, in_pins=pins[k], out_pins=pins[k + 1])
                        for k, part in enumerate(rest)]
