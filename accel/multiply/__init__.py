@@ -10,9 +10,10 @@
 
 from .base import MultiplyUnit
 from .codebook import CODEBOOK_MODES, PRODUCT_TABLE_MAX_WORDS, CodebookMultiplier
-from .factory import multiplier_for, weight_codes
+from .factory import UnitPorts, multiplier_for, unit_ports, weight_codes
 from .pot import PotShiftMultiplier
 from .uniform import UniformMultiplier
 
 __all__ = ["MultiplyUnit", "UniformMultiplier", "PotShiftMultiplier", "CodebookMultiplier",
-           "CODEBOOK_MODES", "PRODUCT_TABLE_MAX_WORDS", "multiplier_for", "weight_codes"]
+           "CODEBOOK_MODES", "PRODUCT_TABLE_MAX_WORDS", "multiplier_for", "unit_ports",
+           "UnitPorts", "weight_codes"]

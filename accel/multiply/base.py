@@ -93,14 +93,29 @@ class MultiplyUnit(wiring.Component):
         low, high = product_bounds(*self._weight_bounds, act_lo, act_hi)
         self._product_shape = signed(signed_width(min(0, low), max(0, high)))
         members = {
-            "a": In(signed(act_bits) if act_signed else unsigned(act_bits)),
+            "a": In(self.act_shape(act_bits, act_signed)),
             "w": In(weight_shape),
         }
         if channels is not None:
-            members["channel"] = In(unsigned(max(1, ceil_log2(channels))))
+            members["channel"] = In(self.channel_shape(channels))
         members["en"] = In(1)
         members["p"] = Out(self._product_shape)
         super().__init__(wiring.Signature(members))
+
+    @staticmethod
+    def act_shape(act_bits, act_signed):
+        """Shape of ``a`` for activation codes of ``act_bits`` bits."""
+        return signed(act_bits) if act_signed else unsigned(act_bits)
+
+    @staticmethod
+    def channel_shape(channels):
+        """Shape of ``channel`` for ``channels`` per-channel decodings."""
+        return unsigned(max(1, ceil_log2(channels)))
+
+    @classmethod
+    def code_shape(cls, weight_bits):
+        """Shape of ``w`` for ``weight_bits``-bit codes; set by each subclass."""
+        raise NotImplementedError
 
     @property
     def latency(self):

@@ -115,6 +115,11 @@ class CodebookMultiplier(MultiplyUnit):
     LATENCY = 2
     USES_HARD_MULTIPLIER = False
 
+    @classmethod
+    def code_shape(cls, weight_bits):
+        """The code is an index into the codebook."""
+        return unsigned(weight_bits)
+
     @quiet_on_error
     def __init__(self, act_bits, act_signed, weight_bits, codebook, mode="auto"):
         act_bits = check_int(act_bits, "Activation width", 1, MAX_ACT_BITS)
@@ -132,7 +137,7 @@ class CodebookMultiplier(MultiplyUnit):
                     <= PRODUCT_TABLE_MAX_WORDS else "lookup")
         self._mode = mode
         values = [x for row in rows for x in row]
-        super().__init__(act_bits, act_signed, weight_bits, unsigned(weight_bits),
+        super().__init__(act_bits, act_signed, weight_bits, self.code_shape(weight_bits),
                          (min(values), max(values)),
                          channels=len(rows) if per_channel else None)
 

@@ -78,6 +78,11 @@ class PotShiftMultiplier(MultiplyUnit):
     LATENCY = 2
     USES_HARD_MULTIPLIER = False
 
+    @classmethod
+    def code_shape(cls, weight_bits):
+        """Sign, zero flag and exponent packed as an unsigned code."""
+        return unsigned(weight_bits)
+
     @quiet_on_error
     def __init__(self, act_bits, act_signed, weight_bits, exponent_range_positive,
                  exponent_range_negative=None):
@@ -90,7 +95,7 @@ class PotShiftMultiplier(MultiplyUnit):
                                 _require_range(exponent_range_negative,
                                                "Negative exponent range", weight_bits))
         bounds = (-(1 << self._range_negative[1]), 1 << self._range_positive[1])
-        super().__init__(act_bits, act_signed, weight_bits, unsigned(weight_bits), bounds)
+        super().__init__(act_bits, act_signed, weight_bits, self.code_shape(weight_bits), bounds)
 
     @property
     def exponent_range_positive(self):

@@ -47,13 +47,19 @@ class UniformMultiplier(MultiplyUnit):
     LATENCY = 2
     USES_HARD_MULTIPLIER = True
 
+    @classmethod
+    def code_shape(cls, weight_bits):
+        """The weight code is the weight: two's complement."""
+        return signed(weight_bits)
+
     @quiet_on_error
     def __init__(self, act_bits, act_signed, weight_bits):
         act_bits = check_int(act_bits, "Activation width", 1, MAX_ACT_BITS)
         act_signed = check_bool(act_signed, "Activation signedness")
         weight_bits = check_int(weight_bits, "Weight width", 2, MAX_UNIFORM_WEIGHT_BITS)
         limit = (1 << (weight_bits - 1)) - 1
-        super().__init__(act_bits, act_signed, weight_bits, signed(weight_bits), (-limit, limit))
+        super().__init__(act_bits, act_signed, weight_bits, self.code_shape(weight_bits),
+                         (-limit, limit))
 
     def elaborate(self, platform):
         m = Module()

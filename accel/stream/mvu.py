@@ -6,9 +6,8 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from accel.multiply import multiplier_for
+from accel.multiply import multiplier_for, unit_ports
 from accel.multiply.base import balanced_sum
-from accel.multiply.codebook import CodebookMultiplier
 from quant.ir.checks import check_bool, check_int
 from quant.ir.weights import UniformWeights
 
@@ -87,9 +86,8 @@ class MatrixVectorUnit(wiring.Component):
         if not self._acc_shape.signed:
             raise ValueError(f"Accumulator shape must be signed, not {self._acc_shape}")
         self._hard = check_bool(hard_multiplier, "Hard multiplier")
-        # A unit built only to read its ports and latency; never elaborated.
-        self._probe = self._unit()
-        self._probe._MustUse__silence = True
+        # The units' ports and latency, known without building one.
+        self._ports = unit_ports(weights, self._act_bits, self._act_signed, hard=self._hard)
         act_shape = value_shape(self._act_bits, self._act_signed)
         super().__init__({
             "i": In(stream.Signature(word_layout(act_shape, schedule.simd))),
@@ -97,12 +95,7 @@ class MatrixVectorUnit(wiring.Component):
         })
 
     def _unit(self):
-        weights = self._weights
-        if isinstance(weights, UniformWeights) and not self._hard:
-            bits = weights.bits
-            table = tuple(k - (1 << bits) if k >> (bits - 1) else k for k in range(1 << bits))
-            return CodebookMultiplier(self._act_bits, self._act_signed, bits, table)
-        return multiplier_for(weights, self._act_bits, self._act_signed)
+        return multiplier_for(self._weights, self._act_bits, self._act_signed, hard=self._hard)
 
     @property
     def schedule(self):
@@ -132,15 +125,15 @@ class MatrixVectorUnit(wiring.Component):
     @property
     def latency(self):
         """Pipeline stages from a schedule entry's issue to its accumulation."""
-        return 2 + self._probe.latency
+        return 2 + self._ports.latency
 
     @property
     def multiplier_kind(self):
-        return type(self._probe).__name__
+        return self._ports.unit.__name__
 
     @property
     def per_channel(self):
-        return self._probe.channels is not None
+        return self._ports.channel_shape is not None
 
     @property
     def dense(self):
@@ -153,8 +146,8 @@ class MatrixVectorUnit(wiring.Component):
         A dense schedule stores no index and no active flag (0 bits)."""
         s = self._schedule
         index_bits = 0 if s.dense else max(1, ceil_log2(s.in_words))
-        code_bits = self._probe.w.shape().width
-        channel_bits = len(self._probe.channel) if self.per_channel else 0
+        code_bits = self._ports.code_shape.width
+        channel_bits = self._ports.channel_shape.width if self.per_channel else 0
         return index_bits, channel_bits, code_bits
 
     @property
@@ -337,7 +330,7 @@ class MatrixVectorUnit(wiring.Component):
                 lane_products.append(unit.p)
             products.append(lane_products)
         valid, first, last = v2, first2, last2
-        for k in range(self._probe.latency):
+        for k in range(self._ports.latency):
             nv = Signal(name=f"v_m{k}")
             nf = Signal(name=f"first_m{k}")
             nl = Signal(name=f"last_m{k}")

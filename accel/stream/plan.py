@@ -36,6 +36,8 @@ from quant.ir import (Add, AvgPool2d, Conv2d, Flatten, GlobalAvgPool, Input, Lin
                       ModelError, Requantize, Thresholds)
 from quant.ir.weights import CodebookWeights
 
+from accel.multiply import unit_ports
+
 from .layouts import value_shape
 from .schedule import compile_schedule, schedule_length
 from .window import line_buffer_rows, window_cycles
@@ -361,29 +363,16 @@ def _window_choice(height, width, words, op, order, vector_cycles):
     return plain, False
 
 
-def _unit_shape(op, act_bits, act_signed, hard, cache):
+def _unit_shape(op, act_bits, act_signed, hard):
     """(unit kind, code bits, channel bits) of a layer's multiply units, without hardware."""
-    key = ("unit", op.name, act_bits, act_signed, hard)
-    if cache is not None and key in cache:
-        return cache[key]
-    from quant.ir.weights import UniformWeights
-    from accel.multiply import multiplier_for
-    from accel.multiply.codebook import CodebookMultiplier
     weights = op.weights
-    if isinstance(weights, UniformWeights) and not hard:
-        bits = weights.bits
-        table = tuple(k - (1 << bits) if k >> (bits - 1) else k for k in range(1 << bits))
-        probe = CodebookMultiplier(act_bits, act_signed, bits, table)
-        kind = "uniform_soft"
+    ports = unit_ports(weights, act_bits, act_signed, hard=hard)
+    if weights.kind == "uniform":
+        kind = "uniform_dsp" if hard else "uniform_soft"
     else:
-        probe = multiplier_for(weights, act_bits, act_signed)
-        kind = {"uniform": "uniform_dsp"}.get(weights.kind, weights.kind)
-    probe._MustUse__silence = True
-    channel_bits = len(probe.channel) if getattr(probe, "channels", None) is not None else 0
-    result = (kind, probe.w.shape().width, channel_bits)
-    if cache is not None:
-        cache[key] = result
-    return result
+        kind = weights.kind
+    channel_bits = ports.channel_shape.width if ports.channel_shape is not None else 0
+    return kind, ports.code_shape.width, channel_bits
 
 
 def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, cache=None,
@@ -542,8 +531,7 @@ def plan_pipeline(model, folding, *, skip_zeros=True, logits=False, make=False, 
             layer.acc_bits = t.bits
             layer.act_bits = in_fmt.bits
             layer.cycles = vectors * max(length, fan_in // simd)
-            kind, code_bits, channel_bits = _unit_shape(op, in_fmt.bits, in_fmt.signed, hard,
-                                                        cache)
+            kind, code_bits, channel_bits = _unit_shape(op, in_fmt.bits, in_fmt.signed, hard)
             layer.multiplier_kind = kind
             layer.code_bits = code_bits
             layer.hard_multipliers = pe * simd if kind == "uniform_dsp" else 0

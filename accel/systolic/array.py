@@ -87,9 +87,11 @@ class SystolicArray(wiring.Component):
         self._acc_width = check_int(acc_width, "Accumulator width", 1)
         self._dataflow = check_dataflow(dataflow)
         self._make_multiplier = multiplier
-        probe = multiplier()
-        self._act_shape, self._weight_shape, self._mul_latency = multiplier_ports(probe)
-        probe._MustUse__silence = True      # made only to learn the port shapes
+        # The first unit tells the port shapes and latency; it becomes cell (0, 0)'s
+        # unit, so that it is elaborated with the array and nothing is thrown away.
+        self._first_unit = multiplier()
+        self._act_shape, self._weight_shape, self._mul_latency = multiplier_ports(
+            self._first_unit)
         super().__init__({
             "i": In(stream.Signature(step_layout(dataflow, rows, cols, self._act_shape,
                                                  self._weight_shape, acc_width))),
@@ -138,6 +140,9 @@ class SystolicArray(wiring.Component):
         return 2 * self._rows - 1
 
     def _new_multiplier(self):
+        if self._first_unit is not None:
+            unit, self._first_unit = self._first_unit, None
+            return unit
         unit = self._make_multiplier()
         shapes = multiplier_ports(unit)
         if shapes != (self._act_shape, self._weight_shape, self._mul_latency):

@@ -15,7 +15,8 @@ from quant.ir.checks import check_int
 
 from .layouts import OS_CONTROL_LAYOUT, partial_layout
 
-__all__ = ["WeightStationaryCell", "OutputStationaryCell", "multiplier_ports"]
+__all__ = ["WeightStationaryCell", "OutputStationaryCell", "multiplier_ports",
+           "weight_operand_shape"]
 
 
 def multiplier_ports(multiplier):
@@ -37,10 +38,16 @@ def multiplier_ports(multiplier):
     latency = getattr(multiplier, "latency", None)
     if not isinstance(latency, int) or latency < 0:
         raise TypeError(f"Multiplier latency must be a non-negative integer, not {latency!r}")
-    weight_shape = members["w"].shape
-    if "channel" in members:
-        weight_shape = data.StructLayout({"code": weight_shape, "channel": members["channel"].shape})
-    return members["a"].shape, weight_shape, latency
+    channel = members["channel"].shape if "channel" in members else None
+    return members["a"].shape, weight_operand_shape(members["w"].shape, channel), latency
+
+
+def weight_operand_shape(code_shape, channel_shape=None):
+    """The weight operand that travels through the array: the code, or the code and
+    its channel (per-channel decoding) as one struct."""
+    if channel_shape is None:
+        return code_shape
+    return data.StructLayout({"code": code_shape, "channel": channel_shape})
 
 
 def _connect_weight(m, multiplier, operand):

@@ -8,8 +8,10 @@ from quant.ir.checks import check_int
 from quant.ir.sizing import worst_case_accumulator_width
 from quant.ir.weights import CodebookWeights, PotWeights, UniformWeights
 
+from accel.multiply import multiplier_for, unit_ports
+
 from .array import SystolicArray, check_dataflow
-from .cells import multiplier_ports
+from .cells import weight_operand_shape
 from .layouts import command_layout, result_row_layout
 
 __all__ = ["GemmEngine", "MAX_BIAS_BITS"]
@@ -155,13 +157,12 @@ class GemmEngine(wiring.Component):
         self._dataflow = check_dataflow(dataflow)
         self._bias_bits = check_int(bias_bits, "Bias width", 1, MAX_BIAS_BITS, between=True,
                                     optional=True)
-        from accel.multiply import multiplier_for    # validates act_bits / act_signed
         self._weights = weights
-        self._factory = lambda: multiplier_for(weights, act_bits, act_signed)
-        probe = self._factory()
-        self._act_shape, self._weight_shape, self._mul_latency = multiplier_ports(probe)
-        probe._MustUse__silence = True      # made only to learn the port shapes
+        ports = unit_ports(weights, act_bits, act_signed)    # validates act_bits / act_signed
         self._act_bits, self._act_signed = act_bits, act_signed
+        self._act_shape = ports.act_shape
+        self._weight_shape = weight_operand_shape(ports.code_shape, ports.channel_shape)
+        self._mul_latency = ports.latency
         bias_lo, bias_hi = (0, 0) if bias_bits is None else (-(1 << (bias_bits - 1)),
                                                               (1 << (bias_bits - 1)) - 1)
         lo, hi = weights.value_bounds()
@@ -258,8 +259,10 @@ class GemmEngine(wiring.Component):
         KT, NT, MT = _ceil_div(max_k, R), _ceil_div(max_n, C), _ceil_div(max_m, R)
         has_bias = self._bias_bits is not None
 
-        m.submodules.array = array = SystolicArray(R, C, self._factory, self._acc_width,
-                                                   self._dataflow)
+        weights, act_bits, act_signed = self._weights, self._act_bits, self._act_signed
+        m.submodules.array = array = SystolicArray(
+            R, C, lambda: multiplier_for(weights, act_bits, act_signed), self._acc_width,
+            self._dataflow)
         m.d.comb += array.o.ready.eq(1)
 
         # Memories: A, B, bias, results.
