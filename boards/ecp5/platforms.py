@@ -12,8 +12,9 @@ UART (:data:`ORANGECRAB_UART`); connect a USB-serial adapter there.
 """
 
 from amaranth.build import Attrs, Pins, Resource, Subsignal
+from amaranth.vendor import LatticePlatform
 from amaranth_boards.ecpix5 import ECPIX585Platform
-from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_85FPlatform, _OrangeCrabR0_2Platform
+from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_85FPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 from amaranth_boards.versa_ecp5 import VersaECP5Platform
 
@@ -43,8 +44,9 @@ class OrangeCrab85F(OrangeCrabR0_2_85FPlatform):
 
     @property
     def command_templates(self):
-        # Without the dfu-suffix step (the bitstream is programmed by openFPGALoader).
-        return super(_OrangeCrabR0_2Platform, self).command_templates
+        # The Lattice flow's steps without amaranth-boards' dfu-suffix step (the
+        # bitstream is programmed by openFPGALoader).
+        return LatticePlatform.command_templates.fget(self)
 
 
 class ECPIX585(ECPIX585Platform):

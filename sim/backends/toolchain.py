@@ -17,7 +17,7 @@ from accel.toolchain import ToolNotFoundError, tool_command
 
 __all__ = ["BuildError", "CompilerNotFoundError", "CompileError", "YosysError",
            "find_cxx", "cxx_version", "compile_shared", "yosys_command", "yosys_version",
-           "run_yosys", "cxxrtl_include_dir"]
+           "run_yosys", "cxxrtl_include_dir", "output_tail"]
 
 
 class BuildError(RuntimeError):
@@ -36,7 +36,8 @@ class YosysError(BuildError):
     """Yosys failed (or is missing)."""
 
 
-def _tail(text, lines=15):
+def output_tail(text, lines=15):
+    """The last ``lines`` non-blank lines of a tool's output: what an error message quotes."""
     kept = [line for line in text.strip().splitlines() if line.strip()]
     return "\n".join(kept[-lines:])
 
@@ -85,7 +86,7 @@ def compile_shared(argv, flags, sources, output, cwd):
     if result.returncode != 0:
         raise CompileError(
             f"The C++ compiler failed on the generated model ({shlex.join(command)}):\n"
-            f"{_tail(result.stderr, 25)}")
+            f"{output_tail(result.stderr, 25)}")
 
 
 def yosys_command():
@@ -121,7 +122,7 @@ def run_yosys(argv, script, cwd):
         raise YosysError(f"Yosys ({argv[0]}) could not be run: {error}") from None
     if result.returncode != 0:
         raise YosysError(f"Yosys failed running `{'; '.join(script)}`:\n"
-                         f"{_tail(result.stdout + chr(10) + result.stderr)}")
+                         f"{output_tail(result.stdout + chr(10) + result.stderr)}")
 
 
 def cxxrtl_include_dir(yosys_argv):

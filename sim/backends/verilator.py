@@ -19,8 +19,8 @@ from amaranth.back import rtlil
 from ..cache import Progress, cache_key, cached_build
 from .cxxrtl import top_ports
 from .driver_cc import DRIVER_CC, PORT_REF_CC
-from .toolchain import (BuildError, compile_shared, cxx_version, find_cxx, run_yosys, yosys_command,
-                        yosys_version, _tail)
+from .toolchain import (BuildError, compile_shared, cxx_version, find_cxx, output_tail, run_yosys,
+                        yosys_command, yosys_version)
 
 __all__ = ["build", "generate_adapter", "VerilatorError"]
 
@@ -204,7 +204,8 @@ def build(component, ports, *, quiet=False, name=None):
                        "-Wno-style"]
             result = subprocess.run(command, cwd=directory, capture_output=True, text=True)
             if result.returncode != 0:
-                raise VerilatorError(f"Verilator failed:\n{_tail(result.stdout + result.stderr)}")
+                raise VerilatorError(
+                    f"Verilator failed:\n{output_tail(result.stdout + result.stderr)}")
         sources = ["adapter.cc", *sorted((directory / "obj").glob("Vtop*.cpp")), *runtime_objects]
         with progress.stage(f"C++ compile ({' '.join(cxx)} {' '.join(flags[:2])})"):
             compile_shared(cxx, [*flags, "-Iobj", *include_flags], sources, ARTIFACT, cwd=directory)
