@@ -21,8 +21,6 @@ PENDING = {
     "accel/pe.py": {"_MustUse__silence"},
     "sim/backends/ports.py": {"_ir"},
 }
-# Being split into components by another change.
-SPLITTING = {"boards/top.py", "boards/ecp5/parts.py"}
 
 
 def _private_uses(path):
@@ -49,8 +47,6 @@ def test_no_private_names_of_other_modules():
     for package in ("accel", "sim", "boards"):
         for path in sorted((ROOT / package).rglob("*.py")):
             name = str(path.relative_to(ROOT))
-            if name in SPLITTING:
-                continue
             extra = _private_uses(path) - PENDING.get(name, set())
             if extra:
                 uses[name] = sorted(extra)
