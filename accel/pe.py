@@ -1,6 +1,6 @@
 """Processing element: one multiply unit of any kind and an exact accumulator."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Fragment, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -83,8 +83,9 @@ class ProcessingElement(wiring.Component):
                                              multiplier.act_signed, self._max_fan_in,
                                              bias_lo, bias_hi)
         if width > MAX_ACCUMULATOR_BITS:
-            # The unit will never be elaborated; do not let Amaranth warn about it.
-            multiplier._MustUse__silence = True  # same as quiet_on_error
+            # Elaborated here, so that Amaranth does not warn about a unit that no
+            # design will hold after this error.
+            Fragment.get(multiplier, None)
             raise ValueError(f"Accumulator would be {width} bits wide, more than "
                              f"{MAX_ACCUMULATOR_BITS}; reduce the fan-in or the widths")
         self._accumulator_shape = signed(width)

@@ -18,7 +18,6 @@ PENDING = {
     "accel/build.py": {"_MustUse__silence"},
     "accel/stream/plan.py": {"_MustUse__silence"},
     "accel/multiply/base.py": {"_MustUse__silence"},
-    "accel/pe.py": {"_MustUse__silence"},
     "sim/backends/ports.py": {"_ir"},
 }
 
