@@ -135,8 +135,10 @@ def main(argv=None):
                         help="probability that the input offers no pixel word in a cycle")
     parser.add_argument("--backpressure", type=float, default=0.0,
                         help="probability that the output is not ready in a cycle")
-    parser.add_argument("--clock-mhz", type=float, nargs="+", default=[100.0],
-                        help="clock frequencies for images/s (every device at the same clock)")
+    parser.add_argument("--clock-mhz", type=float, nargs="+", default=[25.0],
+                        help="clock frequencies for images/s (every device at the same clock); "
+                             "default: the 25 MHz oscillator clock the ECP5 boards apply today "
+                             "(no PLL yet)")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and images")
     parser.add_argument("--output", default="bench/results/scale_out",
                         help="output path without suffix (.json and .md are written)")
