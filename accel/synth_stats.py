@@ -15,6 +15,7 @@ import tempfile
 
 from amaranth.back import rtlil
 
+from .abc9 import abc9_crashed, classic_abc_script
 from .toolchain import configure_toolchain, tool_command
 
 __all__ = ["synth_stats", "SynthesisError", "TARGETS"]
@@ -106,17 +107,32 @@ def synth_stats(component, target="ecp5", *, timeout=600):
     with tempfile.TemporaryDirectory(prefix="qaccel-synth-") as directory:
         with open(os.path.join(directory, "top.il"), "w") as file:
             file.write(design)
-        script = f"read_rtlil top.il; {TARGETS[target]}; tee -q -o stat.json stat -json"
-        try:
-            result = subprocess.run([tool_command("YOSYS"), "-q", "-p", script], cwd=directory,
-                                    capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise SynthesisError(f"Yosys did not finish {target} synthesis within "
-                                 f"{timeout} s") from None
+        script = f"read_rtlil top.il\n{TARGETS[target]}\ntee -q -o stat.json stat -json\n"
+        result, log = _run_yosys(directory, script, target, timeout)
+        if result.returncode != 0 and target == "ecp5" and abc9_crashed(log):
+            # A known Yosys crash, not a design error: map LUTs with classic ABC.
+            result, log = _run_yosys(directory, classic_abc_script(script), target, timeout)
         if result.returncode != 0:
-            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-10:])
+            tail = "\n".join((result.stderr or result.stdout or log).strip().splitlines()[-10:])
             raise SynthesisError(f"Yosys {target} synthesis failed:\n{tail}")
         with open(os.path.join(directory, "stat.json")) as file:
             stat = json.load(file)
     cells = stat["design"].get("num_cells_by_type", {})
     return summarize(cells, target)
+
+
+def _run_yosys(directory, script, target, timeout):
+    """Run ``script`` in ``directory``: (the finished process, Yosys's log)."""
+    with open(os.path.join(directory, "synth.ys"), "w") as file:
+        file.write(script)
+    log_path = os.path.join(directory, "synth.log")
+    try:
+        result = subprocess.run([tool_command("YOSYS"), "-q", "-l", "synth.log", "synth.ys"],
+                                cwd=directory, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SynthesisError(f"Yosys did not finish {target} synthesis within {timeout} s") from None
+    log = ""
+    if os.path.exists(log_path):
+        with open(log_path, errors="replace") as file:
+            log = file.read()
+    return result, log

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from accel import abc9
 from accel.toolchain import ToolNotFoundError, tool_command
 
 from .nextpnr import nextpnr_part_options
@@ -204,36 +205,13 @@ def _first_error(text):
     return tail[-1].strip() if tail else "no output"
 
 
-def _abc9_crashed(log):
-    """Yosys died inside ABC9 (an assertion, not a design error).
-
-    YoWASP Yosys 0.70 trips ``GetSize(conn.first) == GetSize(conn.second)`` in
-    ABC_OPS_REINTEGRATE on our board tops (0.69 maps them); earlier releases
-    crashed in ABC9 around TRELLIS_DPR16X4 distributed RAM and on the
-    weight-stationary systolic arrays (see bench/hdl_units.py)."""
-    return "ABC9" in log and "ERROR: Assert" in log
-
-
-SYNTH_LINE = re.compile(r"^(?P<indent>\s*)synth_ecp5(?P<options>[^\n]*)$", re.MULTILINE)
-
-
 def classic_abc_script(script):
-    """``script`` with synth_ecp5's ABC9 step replaced by the classic ABC LUT mapper.
-
-    synth_ecp5 has no switch for this any more (0.6x dropped ``-noabc9``), so
-    the script runs synth_ecp5 up to its ``map_luts`` label, maps LUTs with
-    ``abc -lut 4`` and runs the rest from ``map_cells``: what ``map_luts`` does
-    apart from ABC9 is the latch mapping, repeated here."""
-    match = SYNTH_LINE.search(script)
-    if match is None:
-        raise BuildError("cannot find synth_ecp5 in the Yosys script to retry without ABC9")
-    indent, options = match["indent"], match["options"].rstrip()
-    steps = [f"synth_ecp5{options} -run :map_luts",
-             "techmap -map +/lattice/latches_map.v",
-             "abc -lut 4 -dress",
-             "clean",
-             f"synth_ecp5{options} -run map_cells:"]
-    return script[:match.start()] + "\n".join(indent + step for step in steps) + script[match.end():]
+    """``script`` with synth_ecp5's ABC9 step replaced by the classic ABC LUT mapper
+    (:func:`accel.abc9.classic_abc_script`), as a BuildError when it cannot be."""
+    try:
+        return abc9.classic_abc_script(script)
+    except ValueError as error:
+        raise BuildError(str(error)) from None
 
 
 def _read(path):
@@ -248,7 +226,7 @@ def _synthesize(tools, out_dir, report, progress):
     command = [tools["YOSYS"], "-q", "-l", "top.rpt", "top.ys"]
     code, text, report.seconds["yosys"] = _run("synthesis", command, out_dir, "yosys.log", progress)
     log = _read(out_dir / "top.rpt")
-    if code != 0 and _abc9_crashed(log):
+    if code != 0 and abc9.abc9_crashed(log):
         progress("synthesis: Yosys's ABC9 crashed (a known Yosys bug, not a design error); "
                  "again with the classic ABC LUT mapper")
         (out_dir / "top.rpt").replace(out_dir / "top.abc9.rpt")

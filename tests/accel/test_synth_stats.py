@@ -74,3 +74,47 @@ def test_synthesis_error_is_reported(monkeypatch):
     monkeypatch.setitem(synth_stats_module.TARGETS, "ecp5", "synth_ecp5 -no-such-option")
     with pytest.raises(SynthesisError, match="^Yosys ecp5 synthesis failed"):
         synth_stats(UniformMultiplier(4, True, 4), "ecp5")
+
+
+SILENT_ABC9_DEATH = """
+2.46.15.3. Executing XAIGER2 backend.
+Extracted 12994 AND gates and 0 wires from module `top' to a netlist network.
+
+2.46.15.4. Executing ABC9_EXE pass (technology mapping using ABC9).
+
+2.46.15.5. Executing ABC9.
+Running ABC command: "/yosys-abc" -s -f <abc-temp-dir>/abc.script 2>&1
+"""
+
+
+@pytest.mark.parametrize("log,crashed", [
+    (SILENT_ABC9_DEATH, True),      # YoWASP's yosys-abc died without a word
+    ("2.46.15.5. Executing ABC9.\nERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed",
+     True),
+    (SILENT_ABC9_DEATH + "\n2.47. Executing HIERARCHY pass.\nERROR: Module `x' not found\n", False),
+    ("2.1. Executing RTLIL frontend.\nERROR: syntax error\n", False),
+])
+def test_abc9_crash_is_told_from_a_design_error(log, crashed):
+    from accel.abc9 import abc9_crashed
+    assert abc9_crashed(log) is crashed
+
+
+def test_synth_stats_retries_with_classic_abc_when_abc9_crashes(monkeypatch):
+    # A Yosys whose ABC9 dies silently: synth_stats maps with classic ABC
+    # instead of failing.
+    import subprocess
+    scripts = []
+    real_run = subprocess.run
+
+    def yosys(command, cwd, **kwargs):
+        script = open(f"{cwd}/synth.ys").read()
+        scripts.append(script)
+        if "abc -lut 4" not in script:
+            open(f"{cwd}/synth.log", "w").write(SILENT_ABC9_DEATH)
+            return subprocess.CompletedProcess(command, 1, "", "")
+        return real_run(command, cwd=cwd, **kwargs)
+
+    monkeypatch.setattr(synth_stats_module.subprocess, "run", yosys)
+    stats = synth_stats(UniformMultiplier(4, False, 4), "ecp5")
+    assert stats["FF"] > 0 and stats["cells"]
+    assert len(scripts) == 2 and "synth_ecp5 -top top -run :map_luts" in scripts[1]
