@@ -136,6 +136,12 @@ def load_dataset(name, split="test", directory=None):
 
 
 def quantize_images(images, bits):
-    """Map images in [0, 1] to unsigned ``bits``-bit codes (round to nearest)."""
+    """Map images in [0, 1] to unsigned ``bits``-bit codes (round to nearest).
+
+    Computed in float32 (images * levels rounded to float32, then ties to even),
+    as :class:`quant.nn.InputQuant` does in any dtype and the exported QONNX
+    graph does, so that all three give a pixel near a rounding tie one code.
+    """
     levels = (1 << bits) - 1
-    return np.clip(np.rint(images * levels), 0, levels).astype(np.int64)
+    x = np.asarray(images, np.float32) * np.float32(levels)
+    return np.clip(np.rint(x), 0, levels).astype(np.int64)

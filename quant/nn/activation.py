@@ -94,6 +94,14 @@ class InputQuant(nn.Module):
     code = clip(round(x * (2^b - 1)), 0, 2^b - 1), exactly
     :func:`quant.data.quantize_images`; the value is code / (2^b - 1). The
     exported model's input takes these codes.
+
+    The code is computed in float32 whatever the model's dtype, as
+    ``quantize_images``, ``encode_inputs`` and the exported QONNX graph do:
+    x * 255 of a float32 pixel is rounded to float32, and for half the pixels
+    near (k + 1/2) / 255 that rounding lands on k + 1/2 exactly (0.5470588 * 255
+    is 139.4999993, 139.5 in float32). In float64 (``agreement``'s evaluation)
+    such a pixel took the other code than the integer model's, and in an
+    untrained CNV that one code changed an image's class.
     """
 
     def __init__(self, bits=8):
@@ -115,7 +123,8 @@ class InputQuant(nn.Module):
         if not self.enabled:
             return x
         levels = self.levels
-        q = torch.clamp(torch.round(x * levels), 0, levels) / levels
+        code = torch.clamp(torch.round(x.detach().float() * levels), 0, levels)
+        q = code.to(x.dtype) / levels
         return x + (q - x).detach()
 
     def extra_repr(self):

@@ -118,6 +118,34 @@ def test_evaluate_is_the_quantized_evaluation():
     assert evaluate(q, *test) == pytest.approx(float(np.mean(torch_pred == test[1])))
 
 
+def test_float64_evaluation_takes_the_integer_models_codes_of_pixels_on_a_float32_tie():
+    # float32((k + 1/2) / 255) * 255 rounds to k + 1/2 in float32 (the integer
+    # model's input codes), not in float64 (agreement's evaluation): InputQuant
+    # gave half of these pixels the other code, and on CNV one such pixel
+    # changed a class. The logits must be the integer model's exactly.
+    set_seed(0)
+    q = quantize_model(DigitsCNN(), "pot", 4, 4)
+    rng = np.random.default_rng(0)
+    q.train()
+    with torch.no_grad():
+        q(torch.rand(64, 1, 8, 8))
+    model_ir = export_model(q, (1, 8, 8), threshold_bits=8)
+    images = ((rng.integers(0, 255, (16, 1, 8, 8)) + 0.5) / 255).astype(np.float32)
+    codes = quantize_images(images, 8)
+    assert np.all(codes == np.rint(images * np.float32(255)))
+    assert np.mean(codes != np.rint(images.astype(np.float64) * 255)) > 0.3
+    import copy
+    q64 = copy.deepcopy(q).to(torch.float64).eval()
+    with torch.no_grad():
+        x = torch.as_tensor(images).double()
+        assert np.array_equal(q64.input_quant(x).numpy() * 255, codes)
+        logits = q64(x).numpy()
+    last = model_ir.ops[-1].name
+    integer = run_reference(model_ir, codes)[last] * model_ir.metadata["output_scale"]
+    np.testing.assert_allclose(logits, integer, rtol=1e-6, atol=1e-6 * np.abs(integer).max())
+    assert agreement(q, model_ir, images)[0] == 1.0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnet18-cifar", "cnv"])
 def test_large_models_export_and_agree_after_calibration(name):
