@@ -85,11 +85,9 @@ def _weights(kind, shape, rng):
 # Compiled: every kind once, each folding at least once.
 @pytest.mark.compiled_subset(lambda kind, pe, **_: (kind, pe) in {
     ("uniform", 2), ("pot", 4), ("codebook", 1), ("codebook_per_channel", 2)})
-@pytest.mark.parametrize("kind", ["uniform", "pot", "codebook", "codebook_per_channel"])
-@pytest.mark.parametrize("pe,simd,skip", [(2, 3, True), (4, 2, False), (1, 1, True)])
-def test_matrix_vector_unit(kind, pe, simd, skip, backend):
-    rng = np.random.default_rng(1)
-    out, fan_in = 8, 12
+def _mvu_case(kind, out, fan_in, pe, simd, skip, rng):
+    """A matrix-vector unit of random ``kind`` weights and bias on unsigned 4-bit
+    inputs: (unit, weight values, bias, schedule, accumulator width)."""
     weights = _weights(kind, (out, fan_in), rng)
     values = weights.values().reshape(out, fan_in)
     bias = rng.integers(-50, 50, out)
@@ -97,6 +95,15 @@ def test_matrix_vector_unit(kind, pe, simd, skip, backend):
                                 bias, skip_zeros=skip)
     width = accumulator_width(values, 0, 15, bias)
     unit = MatrixVectorUnit(schedule, weights, 4, False, signed(width))
+    return unit, values, bias, schedule, width
+
+
+@pytest.mark.parametrize("kind", ["uniform", "pot", "codebook", "codebook_per_channel"])
+@pytest.mark.parametrize("pe,simd,skip", [(2, 3, True), (4, 2, False), (1, 1, True)])
+def test_matrix_vector_unit(kind, pe, simd, skip, backend):
+    rng = np.random.default_rng(1)
+    out, fan_in = 8, 12
+    unit, values, bias, schedule, width = _mvu_case(kind, out, fan_in, pe, simd, skip, rng)
     x = rng.integers(0, 16, (4, fan_in))
     expected = (x @ values.T + bias)[:, schedule.order].reshape(-1)
     result = run(unit, pack_words(x.reshape(-1), simd, 4), backend,
@@ -112,13 +119,7 @@ def test_matrix_vector_unit_with_tables_in_chunks(kind, skip, monkeypatch):
     monkeypatch.setattr(tables, "MAX_WORD_BITS", 16)
     rng = np.random.default_rng(11)
     out, fan_in, pe, simd = 4, 12, 2, 6
-    weights = _weights(kind, (out, fan_in), rng)
-    values = weights.values().reshape(out, fan_in)
-    bias = rng.integers(-50, 50, out)
-    schedule = compile_schedule(values, weight_codes(weights).reshape(out, fan_in), pe, simd,
-                                bias, skip_zeros=skip)
-    width = accumulator_width(values, 0, 15, bias)
-    unit = MatrixVectorUnit(schedule, weights, 4, False, signed(width))
+    unit, values, bias, schedule, width = _mvu_case(kind, out, fan_in, pe, simd, skip, rng)
     table, _ = unit._schedule_table()
     assert len(table.chunk_widths) > 1 and max(table.chunk_widths) <= 16
     assert table.width == unit.row_bits
